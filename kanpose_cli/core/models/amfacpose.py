@@ -1,0 +1,119 @@
+"""AMFACPose (Zakir, Salman, Benitez-Garcia, Takahashi, "AMFACPose: ...", Electronics 2025, 14(11), 2107).
+
+ResNet-34/18 with a CoordConv stem, depthwise-separable BasicBlocks, SE and SCRM -> AFPN with Dual-Gate Context
+Blocks -> SimCC head with Mish MLPs; KL-divergence loss with label smoothing and temperature (spec §7).
+
+Every point the paper leaves open is a field of :class:`AMFACPoseConfig` with the spec's default; the five
+ablation switches of the paper's Table 6 are ``afpn``, ``dgcb``, ``scrm``, ``se``, ``coordconv``.
+
+Reading chosen for the stem (documented deviation from spec §7.2's single stem conv): the paper replaces the 7×7
+conv "with a series of 3×3 CoordConv2d layers, each followed by BN and Mish"; a three-conv series 32-32-64 (the
+first at stride 2, no max-pool) lands on the paper's 3.8 M / 5.2 GMACs (R34 384×288) and 2.4 M / 1.9 GMACs
+(R18 256×256) within ±5 %, which the single-conv reading (4.49 / 1.53 GMACs) does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from kanpose_cli.core.models.backbones.resnet_dsc import DSCResNet
+from kanpose_cli.core.models.heads.simcc import SimCCMLPHead
+from kanpose_cli.core.models.necks.afpn import AFPN
+from kanpose_cli.core.models.registry import ModelSpec, register_model
+
+
+@dataclass(frozen=True)
+class AMFACPoseConfig:
+    """AMFACPose hyper-parameters (all UNSPEC items of spec §7.2 are fields).
+
+    Attributes:
+        input_size: (H, W) pixels. depth: ResNet 18 or 34. num_keypoints: K.
+        stem_channels: the stem's 3×3 CoordConv series (first one stride 2).
+        maxpool: ResNet max-pool after the stem (off: stages at strides 2/4/8/16).
+        block_activation: ``relu`` | ``mish`` inside the DSC blocks.
+        afpn: AFPN neck (off: the head reads the last stage directly). afpn_levels: backbone stage indices fused
+            (0-based; default C3–C5 = 1, 2, 3). afpn_width: F.
+        dgcb, dgcb_mode: Dual-Gate Context Blocks and their reading (``dual`` | ``se``).
+        scrm: ``last`` | ``all`` | ``none`` (the switch for Table 6 is ``none`` vs ``last``). se: SE blocks.
+        coordconv: CoordConv in the stem. dsc: depthwise-separable block convs.
+        head_embed_dim: d. head_hidden: MLP width. split_ratio: SimCC k.
+    """
+
+    input_size: tuple[int, int] = (384, 288)
+    depth: int = 34
+    num_keypoints: int = 17
+    stem_channels: tuple[int, ...] = (32, 32, 64)
+    maxpool: bool = False
+    block_activation: str = "relu"
+    dsc: bool = True
+    afpn: bool = True
+    afpn_levels: tuple[int, ...] = (1, 2, 3)
+    afpn_width: int = 128
+    dgcb: bool = True
+    dgcb_mode: str = "dual"
+    scrm: str = "last"
+    se: bool = True
+    coordconv: bool = True
+    head_embed_dim: int = 1
+    head_hidden: int = 64
+    split_ratio: float = 2.0
+
+
+class AMFACPose(nn.Module):
+    """The AMFACPose network. (B, 3, H, W) normalised RGB -> ``(x_logits (B, K, k·W), y_logits (B, K, k·H))``."""
+
+    def __init__(self, cfg: AMFACPoseConfig):
+        super().__init__()
+        if cfg.scrm not in ("last", "all", "none"):
+            raise ValueError(f"scrm must be last|all|none, got {cfg.scrm!r}")
+        self.cfg = cfg
+        self.backbone = DSCResNet(cfg.depth, tuple(cfg.stem_channels), cfg.coordconv, cfg.maxpool, cfg.dsc,
+                                  cfg.block_activation, cfg.se, cfg.scrm)
+        H, W = cfg.input_size
+        strides, chans = self.backbone.strides, self.backbone.channels
+        if cfg.afpn:
+            levels = tuple(cfg.afpn_levels)
+            self.levels = levels
+            self.neck = AFPN(tuple(chans[i] for i in levels), cfg.afpn_width, cfg.dgcb, cfg.dgcb_mode)
+            stride, head_in = strides[levels[0]], cfg.afpn_width
+        else:
+            self.levels = (3,)
+            self.neck = None
+            stride, head_in = strides[3], chans[3]
+        feat = (-(-H // stride), -(-W // stride))
+        bins = (int(round(W * cfg.split_ratio)), int(round(H * cfg.split_ratio)))
+        self.head = SimCCMLPHead(head_in, feat, cfg.num_keypoints, bins, cfg.head_embed_dim, cfg.head_hidden)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.backbone(x)
+        y = self.neck([feats[i] for i in self.levels]) if self.neck is not None else feats[3]
+        return self.head(y)
+
+
+def _codec(cfg: AMFACPoseConfig) -> dict:
+    # Spec §7.2: one-hot labels with label smoothing ε = 0.1 (SimCC default); temperature τ = 0.1 (β = 10).
+    return {"type": "simcc", "split_ratio": cfg.split_ratio, "label": "smoothed_onehot", "label_smoothing": 0.1,
+            "beta": 10.0, "decode": "expectation"}
+
+
+_LOSS = {"type": "kl_discret", "beta": 10.0, "label_softmax": False, "use_target_weight": True}
+
+
+def _register(name: str, cfg: AMFACPoseConfig, description: str, paper: dict | None = None) -> None:
+    register_model(ModelSpec(
+        name=name, family="amfacpose", build=AMFACPose, config=cfg, codec=_codec(cfg), loss=_LOSS,
+        description=description, udp=True, paper=paper or {},
+    ))
+
+
+_register("amfacpose-r34", AMFACPoseConfig(input_size=(384, 288), depth=34),
+          "AMFACPose ResNet-34, 384×288 (paper's main model)", {"ap": 76.6, "params_m": 3.8, "gflops": 5.2})
+_register("amfacpose-r18", AMFACPoseConfig(input_size=(256, 256), depth=18),
+          "AMFACPose ResNet-18, 256×256", {"ap": 72.1, "params_m": 2.4, "gflops": 1.9})
+_register("amfacpose-r34-256x192", AMFACPoseConfig(input_size=(256, 192), depth=34),
+          "AMFACPose ResNet-34 at the common 256×192 input")
+_register("amfacpose-r18-256x192", AMFACPoseConfig(input_size=(256, 192), depth=18),
+          "AMFACPose ResNet-18 at the common 256×192 input (small, fast)")
