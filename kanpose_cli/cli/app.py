@@ -1,0 +1,45 @@
+"""Root Typer app: registers one module per subcommand."""
+
+from __future__ import annotations
+
+import typer
+
+from kanpose_cli import __version__
+
+app = typer.Typer(
+    name="kanpose",
+    help="Top-down human pose estimation: YOLO person boxes -> ViTPose/KAN-FPN-Stem, AMFACPose or FlatPose.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+    add_completion=True,
+)
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"kanpose {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")):
+    """kanpose command line."""
+
+
+def _register() -> None:
+    from kanpose_cli.cli import models as models_cmd  # noqa: PLC0415
+    from kanpose_cli.cli import predict as predict_cmd  # noqa: PLC0415
+
+    app.command("predict", epilog=predict_cmd.EPILOG)(predict_cmd.predict)
+    app.command("models", epilog=models_cmd.EPILOG)(models_cmd.models)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

