@@ -6,9 +6,12 @@ stands for crop coordinate ``b / k``.
 
 Deviation from mmpose (documented): labels are centred at the exact sub-bin position ``k·x`` instead of
 ``round(k·x)`` (a sampled Gaussian at the real centre, or a one-hot split linearly between the two neighbouring
-bins), and the default decode is a local expectation around the argmax. Together they remove SimCC's
-quantisation error (±0.25 px at k = 2), which the round-trip test checks. ``decode="argmax"`` gives mmpose's
-decoder.
+bins), and the decode refines the argmax below one bin: ``"parabola"`` fits a parabola to the log-probabilities
+of three neighbouring bins (a 1-D DARK step, Zhang et al. CVPR 2020; exact for Gaussian-shaped outputs, even at the
+crop border) and ``"expectation"`` takes the probability-weighted mean within ±``window`` bins of the argmax (suits
+one-hot-trained, peaky outputs). Default: parabola for Gaussian labels, expectation for smoothed one-hot. Together
+they remove SimCC's quantisation error (±0.25 px at k = 2), which the round-trip test checks. ``decode="argmax"``
+gives mmpose's decoder.
 
 Score convention (spec §1.5 asks to pick one): per axis, the softmax probability of ``beta · logits`` that lies
 within ±``window`` bins of the argmax, divided by the same mass for a perfect target of this codec; the keypoint
@@ -38,7 +41,8 @@ class SimCCCodec(KeypointCodec):
         label_smoothing: ε for ``"smoothed_onehot"``: the peak gets ``1 − ε``, every other bin ``ε / (n − 1)``.
         normalize: divide Gaussian labels by ``σ√(2π)`` (mmpose default True; RTMPose False).
         beta: logit temperature used at decode time (``softmax(beta · z)``); match the loss's ``beta``.
-        decode: ``"expectation"`` (local soft-argmax within ±``window`` bins of the argmax) or ``"argmax"``.
+        decode: ``"parabola"``, ``"expectation"``, ``"argmax"`` or None (parabola for Gaussian labels, expectation
+            for smoothed one-hot).
         window: half-width in bins of the expectation window (default 3σ, at least 2).
 
     Raises:
@@ -49,11 +53,13 @@ class SimCCCodec(KeypointCodec):
 
     def __init__(self, input_size, split_ratio: float = 2.0, label: str = "gaussian", sigma=6.0,
                  label_smoothing: float = 0.0, normalize: bool = True, beta: float = 1.0,
-                 decode: str = "expectation", window: int | None = None):
+                 decode: str | None = None, window: int | None = None):
         super().__init__(input_size)
         if label not in ("gaussian", "smoothed_onehot"):
             raise ValueError(f"unknown SimCC label type {label!r}")
-        if decode not in ("expectation", "argmax"):
+        if decode is None:
+            decode = "parabola" if label == "gaussian" else "expectation"
+        if decode not in ("parabola", "expectation", "argmax"):
             raise ValueError(f"unknown SimCC decode {decode!r}")
         self.split_ratio = float(split_ratio)
         self.label = label
@@ -138,6 +144,17 @@ class SimCCCodec(KeypointCodec):
         mass = w.sum(-1)
         if self.decode_mode == "argmax":
             return idx.to(prob.dtype), mass
+        if self.decode_mode == "parabola":
+            log_p = torch.log_softmax(logits.float() * self.beta, dim=-1)
+            centre = idx.clamp(1, n - 2).unsqueeze(-1)
+            three = torch.gather(log_p, -1, torch.cat([centre - 1, centre, centre + 1], dim=-1))
+            d1 = (three[..., 2] - three[..., 0]) * 0.5
+            d2 = three[..., 2] - 2.0 * three[..., 1] + three[..., 0]
+            offset = torch.where(d2 < -1e-9, -d1 / d2.clamp(max=-1e-9), torch.zeros_like(d1)).clamp(-2.0, 2.0)
+            loc = centre.squeeze(-1).to(prob.dtype) + offset
+            # Fall back to the argmax where the fit is not a clear maximum.
+            loc = torch.where((loc - idx.to(prob.dtype)).abs() <= 1.0, loc, idx.to(prob.dtype))
+            return loc, mass
         loc = (w * pos.to(prob.dtype)).sum(-1) / mass.clamp_min(1e-12)
         return loc, mass
 
