@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from kanpose_cli.core.models.backbones.resnet_dsc import DSCResNet
 from kanpose_cli.core.models.heads.simcc import SimCCMLPHead
+from kanpose_cli.core.models.layers.kan import rkan_hook
 from kanpose_cli.core.models.necks.afpn import AFPN
 from kanpose_cli.core.models.registry import ModelSpec, register_model
 
@@ -40,6 +41,8 @@ class AMFACPoseConfig:
         scrm: ``last`` | ``all`` | ``none`` (the switch for Table 6 is ``none`` vs ``last``). se: SE blocks.
         coordconv: CoordConv in the stem. dsc: depthwise-separable block convs.
         head_embed_dim: d. head_hidden: MLP width. split_ratio: SimCC k.
+        rkan_stages: ResNet stages (1-based, 1–4, RKAN paper numbering) wrapped with an RKAN branch (not in the
+            AMFACPose paper; () = off). rkan_reduce, rkan_degree: RKAN reduce factor and Chebyshev degree.
     """
 
     input_size: tuple[int, int] = (384, 288)
@@ -60,6 +63,9 @@ class AMFACPoseConfig:
     head_embed_dim: int = 1
     head_hidden: int = 64
     split_ratio: float = 2.0
+    rkan_stages: tuple[int, ...] = ()
+    rkan_reduce: int = 4
+    rkan_degree: int = 3
 
 
 class AMFACPose(nn.Module):
@@ -71,7 +77,9 @@ class AMFACPose(nn.Module):
             raise ValueError(f"scrm must be last|all|none, got {cfg.scrm!r}")
         self.cfg = cfg
         self.backbone = DSCResNet(cfg.depth, tuple(cfg.stem_channels), cfg.coordconv, cfg.maxpool, cfg.dsc,
-                                  cfg.block_activation, cfg.se, cfg.scrm)
+                                  cfg.block_activation, cfg.se, cfg.scrm,
+                                  rkan=rkan_hook(tuple(cfg.rkan_stages), cfg.rkan_reduce, cfg.rkan_degree)
+                                  if cfg.rkan_stages else None)
         H, W = cfg.input_size
         strides, chans = self.backbone.strides, self.backbone.channels
         if cfg.afpn:
@@ -102,10 +110,11 @@ def _codec(cfg: AMFACPoseConfig) -> dict:
 _LOSS = {"type": "kl_discret", "beta": 10.0, "label_softmax": False, "use_target_weight": True}
 
 
-def _register(name: str, cfg: AMFACPoseConfig, description: str, paper: dict | None = None) -> None:
+def _register(name: str, cfg: AMFACPoseConfig, description: str, paper: dict | None = None,
+              weights: str | None = None) -> None:
     register_model(ModelSpec(
         name=name, family="amfacpose", build=AMFACPose, config=cfg, codec=_codec(cfg), loss=_LOSS,
-        description=description, udp=True, paper=paper or {},
+        description=description, udp=True, paper=paper or {}, weights=weights,
     ))
 
 
@@ -116,4 +125,9 @@ _register("amfacpose-r18", AMFACPoseConfig(input_size=(256, 256), depth=18),
 _register("amfacpose-r34-256x192", AMFACPoseConfig(input_size=(256, 192), depth=34),
           "AMFACPose ResNet-34 at the common 256×192 input")
 _register("amfacpose-r18-256x192", AMFACPoseConfig(input_size=(256, 192), depth=18),
-          "AMFACPose ResNet-18 at the common 256×192 input (small, fast)")
+          "AMFACPose ResNet-18 at the common 256×192 input (small, fast)",
+          weights="amfacpose-r18-256x192-cocomini.safetensors")  # weights/README.md: trained on coco-mini only
+# RKAN (Yu, Wu, Gui 2024) on stages 3-4 with reduce factor 2: the placement and factor the RKAN paper found best
+# (its Appendix E and reduce-factor study); an option of this repository, not part of AMFACPose.
+_register("amfacpose-r34-rkan", AMFACPoseConfig(input_size=(384, 288), depth=34, rkan_stages=(3, 4), rkan_reduce=2),
+          "AMFACPose ResNet-34 + RKAN on stages 3-4, 384×288 (not in the paper)")

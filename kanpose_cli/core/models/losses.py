@@ -64,6 +64,57 @@ def register_loss(name: str):
     return deco
 
 
+@register_loss("l1")
+class L1CoordLoss(nn.Module):
+    """L1 loss for direct coordinate regression (FlatPose Table 5 row 3; pairs with the ``regression`` codec).
+
+    Per (instance, keypoint): ``|x̂ − x| + |ŷ − y|`` in normalised crop units, times the keypoint weight; summed over
+    keypoints and divided by K, then averaged over instances (``"batch_mean"``) or not (``"sum"``), as in
+    :class:`KLDiscretLoss`.
+
+    Args (forward):
+        outputs: (B, K, 2) predicted normalised coords.
+        targets: dict with ``target_coords`` (B, K, 2) and ``target_weight`` (B, K).
+    """
+
+    def __init__(self, use_target_weight: bool = True, reduction: str = "batch_mean"):
+        super().__init__()
+        if reduction not in ("batch_mean", "sum"):
+            raise ValueError(f"unknown reduction {reduction!r}")
+        self.use_target_weight, self.reduction = bool(use_target_weight), reduction
+
+    def forward(self, outputs: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        loss = (outputs.float() - targets["target_coords"].float()).abs().sum(dim=-1)  # (B, K)
+        if self.use_target_weight:
+            loss = loss * targets["target_weight"].float()
+        B, K = loss.shape
+        total = loss.sum() / K
+        return total / B if self.reduction == "batch_mean" else total
+
+
+@register_loss("joints_mse")
+class JointsMSELoss(nn.Module):
+    """Heatmap MSE of ViTPose (``mmpose/models/losses/mse_loss.py::JointsMSELoss``; spec §2.3).
+
+    For each joint j: mean over batch × h·w of ``(w_j·pred_j − w_j·target_j)²``; summed over joints, divided by K,
+    times ``loss_weight``. No 0.5 factor (unlike the HRNet original).
+
+    Args (forward):
+        outputs: (B, K, h, w) predicted heatmaps.
+        targets: dict with ``heatmaps`` (B, K, h, w) and ``target_weight`` (B, K) (from the ``heatmap`` codec).
+    """
+
+    def __init__(self, use_target_weight: bool = True, loss_weight: float = 1.0):
+        super().__init__()
+        self.use_target_weight, self.loss_weight = bool(use_target_weight), float(loss_weight)
+
+    def forward(self, outputs: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        diff = outputs.float() - targets["heatmaps"].float()
+        if self.use_target_weight:
+            diff = diff * targets["target_weight"].float()[:, :, None, None]
+        return diff.pow(2).mean() * self.loss_weight  # == Σ_j mean_{B,h,w}(·) / K
+
+
 def build_loss(config: dict) -> nn.Module:
     """Build a loss from ``{"type": name, **kwargs}``; raises ValueError for an unknown type."""
     cfg = dict(config)

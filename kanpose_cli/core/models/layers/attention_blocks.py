@@ -1,4 +1,5 @@
-"""Channel/spatial attention blocks used by the families: SE, SCRM (AMFACPose) and the ECA rule for its kernel."""
+"""Channel/spatial attention blocks used by the families: SE, SCRM (AMFACPose), the ECA rule for its kernel, CBAM
+(KAN-FPN-Stem)."""
 
 from __future__ import annotations
 
@@ -60,3 +61,30 @@ class SCRM(nn.Module):
         a_c = torch.sigmoid(self.channel_bn(self.channel_conv(pooled))).view(b, c, 1, 1)
         a_s = torch.sigmoid(self.spatial_bn(self.spatial_conv(x)))
         return x * a_c * a_s
+
+
+class CBAM(nn.Module):
+    """Convolutional Block Attention Module (Woo et al., ECCV 2018; official Jongchan/attention-module
+    ``MODELS/cbam.py``; spec §3.3): channel gate, then spatial gate.
+
+    Channel gate: average- and max-pool over H×W -> shared MLP (Linear C→C/r with bias, ReLU, Linear C/r→C with
+    bias) -> sum -> sigmoid -> scale. Spatial gate: ``[max over C, mean over C]`` -> Conv k×k (2→1, pad k//2, no
+    bias) -> BN (eps 1e-5, momentum 0.01) -> sigmoid -> scale.
+
+    Args: channels C, reduction r (16), spatial_kernel k (7). Params for C = 256: 8,564.
+
+    Shapes: (B, C, H, W) -> (B, C, H, W).
+    """
+
+    def __init__(self, channels: int, reduction: int = 16, spatial_kernel: int = 7):
+        super().__init__()
+        hidden = max(1, channels // reduction)
+        self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels))
+        self.spatial_conv = nn.Conv2d(2, 1, spatial_kernel, padding=spatial_kernel // 2, bias=False)
+        self.spatial_bn = nn.BatchNorm2d(1, eps=1e-5, momentum=0.01)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = self.mlp(x.mean(dim=(2, 3))) + self.mlp(x.amax(dim=(2, 3)))
+        x = x * torch.sigmoid(gate)[:, :, None, None]
+        pooled = torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], dim=1)
+        return x * torch.sigmoid(self.spatial_bn(self.spatial_conv(pooled)))
