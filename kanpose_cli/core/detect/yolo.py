@@ -71,6 +71,16 @@ def resolve_detector_weights(name_or_path: str = DEFAULT_DETECTOR) -> Path:
     return cached
 
 
+def bundled_sample_images() -> list[Path]:
+    """The sample images shipped inside the ultralytics package (``bus.jpg``, ``zidane.jpg``); found without
+    importing ultralytics. Empty list if the package is not installed."""
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.origin:
+        return []
+    folder = Path(spec.origin).parent / "assets"
+    return sorted(p for p in folder.glob("*.jpg") if p.is_file())
+
+
 class YoloPersonDetector:
     """Person boxes from an ultralytics YOLO model (detection or pose weights; class 0 = person).
 
@@ -108,3 +118,55 @@ class YoloPersonDetector:
 
     def __call__(self, image_bgr, path=""):
         return self.predict_batch([image_bgr])[0]
+
+
+class YoloPoseEstimator:
+    """An ultralytics YOLO *pose* model run end to end (its own person boxes and keypoints): the peer that
+    ``kanpose eval --model yolo:NAME`` scores under the same protocol.
+
+    Args:
+        weights: pose weights name or path (see :func:`resolve_detector_weights`), e.g. ``yolo11n-pose.pt``.
+        conf: minimum box confidence (0.001, ultralytics' ``val`` default). iou: NMS IoU (0.7).
+        imgsz: input size in pixels (long side, 640). max_det: detections per image (300, ultralytics ``val``).
+
+    Call :meth:`predict_batch` with BGR images; each result is ``(boxes (N, 4) float32 xyxy original-image pixels,
+    box_scores (N,), keypoints (N, K, 2) float32 x, y original-image pixels, keypoint_scores (N, K) in [0, 1])``.
+
+    Raises:
+        WeightsError: weights not found, not loadable, or not a pose model.
+    """
+
+    def __init__(self, weights: str = DEFAULT_DETECTOR, conf: float = 0.001, iou: float = 0.7, imgsz: int = 640,
+                 device: str = "cpu", half: bool = False, max_det: int = 300):
+        self.weights = resolve_detector_weights(weights)
+        self.name = f"YOLO pose {self.weights.name}"
+        self.conf, self.iou, self.imgsz, self.device, self.half, self.max_det = conf, iou, imgsz, str(device), half, max_det
+        try:
+            self.model = _ultralytics().YOLO(str(self.weights))
+        except Exception as exc:  # ultralytics raises many types for a bad file
+            raise WeightsError(f"cannot load YOLO weights {self.weights}: {exc}") from None
+        if getattr(self.model, "task", None) != "pose":
+            raise WeightsError(f"{self.weights.name} is a YOLO {getattr(self.model, 'task', '?')} model, not a pose model")
+        self.kpt_shape = tuple(getattr(self.model.model, "kpt_shape", (17, 3)))
+
+    def predict_batch(self, images_bgr: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Poses in several images at once (shapes in the class docstring)."""
+        try:
+            results = self.model.predict(images_bgr, conf=self.conf, iou=self.iou, imgsz=self.imgsz, classes=[0],
+                                         device=self.device, half=self.half, max_det=self.max_det, verbose=False)
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"YOLO pose model failed: {exc}") from None
+        out = []
+        k = self.kpt_shape[0]
+        for r in results:
+            boxes = r.boxes.xyxy.cpu().numpy().astype(np.float32)
+            scores = r.boxes.conf.cpu().numpy().astype(np.float32)
+            if r.keypoints is None or len(boxes) == 0:
+                out.append((boxes.reshape(-1, 4), scores, np.zeros((len(boxes), k, 2), np.float32),
+                            np.zeros((len(boxes), k), np.float32)))
+                continue
+            kp = r.keypoints
+            xy = kp.xy.cpu().numpy().astype(np.float32)
+            conf = kp.conf.cpu().numpy().astype(np.float32) if kp.conf is not None else np.ones(xy.shape[:2], np.float32)
+            out.append((boxes, scores, xy, conf))
+        return out

@@ -1,0 +1,234 @@
+"""``kanpose eval coco``: COCO keypoint AP of a kanpose model (or the YOLO-pose peer) under the top-down protocol,
+or of an existing results file. Core logic: :mod:`kanpose_cli.core.engine.evaluator`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from kanpose_cli.cli.console import console, make_progress, stdout
+from kanpose_cli.cli.errors import fail, handle_errors
+from kanpose_cli.cli.options import BatchOpt, DeviceOpt, ModelOpt, WeightsOpt
+
+EPILOG = (
+    "Examples:  kanpose eval coco --data ../shared/data/coco-mini --weights best.safetensors  ·  "
+    "kanpose eval coco --data coco --boxes detector  ·  "
+    "kanpose eval coco --ann ann.json --images imgs/ --boxes dets.json --box-thr 0.0  ·  "
+    "kanpose eval coco --data coco --model yolo:yolo11n-pose.pt  ·  "
+    "kanpose eval coco --data coco --results runs/eval/exp1/results.json"
+)
+
+eval_app = typer.Typer(name="eval", help="Evaluate pose models (COCO keypoint AP).", no_args_is_help=True,
+                       context_settings={"help_option_names": ["-h", "--help"]})
+
+YOLO_PREFIX = "yolo:"
+METRIC_ROWS = (("AP", ("AP", "AP50", "AP75", "APM", "APL")), ("AR", ("AR", "AR50", "AR75", "ARM", "ARL")))
+
+
+def _resolve_data(data: Optional[Path], split: str, ann: Optional[Path], images: Optional[Path],
+                  need_images: bool) -> tuple[Path, Optional[Path]]:
+    """``--data DIR`` (standard layout) or ``--ann FILE --images DIR`` -> (annotation file, images folder)."""
+    from kanpose_cli.core.data.coco import standard_layout  # noqa: PLC0415
+    from kanpose_cli.core.errors import UsageError  # noqa: PLC0415
+
+    if data is not None and (ann is not None or images is not None):
+        raise UsageError("give either --data DIR or --ann FILE --images DIR, not both")
+    if data is not None:
+        if not data.expanduser().is_dir():
+            raise UsageError(f"--data: folder not found: {data}")
+        ann, images = standard_layout(data, split)
+        if not ann.is_file():
+            raise UsageError(f"--data: {ann} not found (expected DIR/annotations/person_keypoints_{split}.json)")
+    elif ann is None:
+        raise UsageError("say which dataset: --data DIR (COCO layout) or --ann FILE --images DIR")
+    elif not ann.expanduser().is_file():
+        raise UsageError(f"--ann: annotation file not found: {ann}")
+    if need_images:
+        if images is None:
+            raise UsageError("--images DIR is needed with --ann (unless only scoring --results)")
+        if not images.expanduser().is_dir():
+            raise UsageError(f"images folder not found: {images}")
+    return ann.expanduser(), images.expanduser() if images is not None else None
+
+
+def _parse_ids(text: Optional[str]) -> Optional[list[int]]:
+    from kanpose_cli.core.errors import UsageError  # noqa: PLC0415
+
+    if text is None:
+        return None
+    try:
+        return [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise UsageError(f"--image-ids: expected comma-separated integers, got {text!r}") from None
+
+
+def _print_settings(rows: dict) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for key, value in rows.items():
+        grid.add_row(key, str(value))
+    console.print(grid)
+
+
+def _print_metrics(report: dict, title: str) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
+    stdout.print(f"[bold]{title}[/]", soft_wrap=True)
+    table = Table()
+    table.add_column("(%)", style="bold")
+    for head in ("all", "OKS .50", "OKS .75", "medium", "large"):
+        table.add_column(head, justify="right")
+    for label, keys in METRIC_ROWS:
+        table.add_row(label, *(f"{100 * report[k]:.1f}" if report[k] >= 0 else "–" for k in keys))
+    stdout.print(table)
+
+
+@handle_errors
+def coco(
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", help="COCO folder: DIR/annotations/person_keypoints_<split>.json and DIR/<split>/.",
+        rich_help_panel="Input")] = None,
+    split: Annotated[str, typer.Option("--split", help="Split name for --data.", rich_help_panel="Input")] = "val2017",
+    ann: Annotated[Optional[Path], typer.Option("--ann", help="Any COCO-format keypoint annotation JSON.",
+                                                rich_help_panel="Input")] = None,
+    images: Annotated[Optional[Path], typer.Option("--images", help="Images folder for --ann.",
+                                                   rich_help_panel="Input")] = None,
+    results: Annotated[Optional[Path], typer.Option(
+        "--results", help="Only score this COCO keypoint-results JSON (no model is run).",
+        rich_help_panel="Input")] = None,
+    max_images: Annotated[Optional[int], typer.Option("--max-images", min=1,
+                                                      help="Evaluate only the first N images (by id).",
+                                                      rich_help_panel="Input")] = None,
+    image_ids: Annotated[Optional[str], typer.Option("--image-ids", help="Evaluate only these ids (comma list).",
+                                                     rich_help_panel="Input")] = None,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    boxes: Annotated[Optional[str], typer.Option(
+        "--boxes", help="Person boxes: gt (ground truth, score 1), detector (live YOLO), or a COCO "
+        "detection-results JSON file. Default gt.", rich_help_panel="Boxes")] = None,
+    box_thr: Annotated[float, typer.Option("--box-thr", min=0.0, max=1.0,
+                                           help="Minimum score of boxes from a --boxes FILE.",
+                                           rich_help_panel="Boxes")] = 0.0,
+    detector: Annotated[str, typer.Option("--detector", help="YOLO weights for --boxes detector.",
+                                          rich_help_panel="Boxes")] = "yolo11n-pose.pt",
+    det_conf: Annotated[float, typer.Option("--det-conf", min=0.0, max=1.0,
+                                            help="Detector confidence for --boxes detector and yolo: models.",
+                                            rich_help_panel="Boxes")] = 0.001,
+    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip test (standard protocol: on).",
+                                       rich_help_panel="Model")] = True,
+    device: DeviceOpt = "cpu",
+    batch: BatchOpt = 32,
+    save_dir: Annotated[Path, typer.Option("--save-dir", help="Parent of the auto-numbered run folder.",
+                                           rich_help_panel="Output")] = Path("runs/eval"),
+):
+    """COCO keypoint AP (pycocotools) of a pose model, the YOLO-pose peer (--model yolo:NAME), or a results file.
+
+    Protocol: boxes from --boxes, flip test, rescoring (box score × mean keypoint score > 0.2), OKS-NMS 0.9.
+    Writes results.json and metrics.json (with the exact settings) to an auto-numbered folder.
+    """
+    from kanpose_cli.core.data.writers import next_run_dir  # noqa: PLC0415 (keep `--help` fast)
+    from kanpose_cli.core.device import select_device  # noqa: PLC0415
+    from kanpose_cli.core.engine import evaluator  # noqa: PLC0415
+    from kanpose_cli.core.errors import UsageError  # noqa: PLC0415
+
+    from kanpose_cli.core.data.coco import CocoKeypointData  # noqa: PLC0415
+
+    ids = _parse_ids(image_ids)
+    ann_file, images_dir = _resolve_data(data, split, ann, images, need_images=results is None)
+    dataset = CocoKeypointData(ann_file)  # validates the file and the ids before anything runs or is printed
+    if ids is not None or max_images is not None:
+        ids = dataset.select(ids, max_images)
+    n_images = len(ids) if ids is not None else len(dataset.image_ids)
+
+    if results is not None:
+        if model is not None or weights is not None or boxes is not None:
+            raise UsageError("--results scores an existing file: leave out --model, --weights and --boxes")
+        if not results.expanduser().is_file():
+            raise UsageError(f"--results: file not found: {results}")
+        dets = evaluator.load_results(results.expanduser())  # bad input fails before anything is printed
+        _print_settings({"mode": "score existing results", "results": results, "annotations": ann_file,
+                         "images": "all" if ids is None else len(ids)})
+        report = evaluator.score_results(dataset.coco, dets, image_ids=ids)
+        run_dir = next_run_dir(save_dir)
+        report["settings"] = {"mode": "score-only", "results_file": str(results),
+                              **evaluator.base_settings(ann_file, images_dir, ids)}
+        evaluator.write_metrics(run_dir / "metrics.json", report)
+        _print_metrics(report, f"COCO keypoints · {results.name} · {report['num_results']} results")
+        console.print(f"metrics in {run_dir / 'metrics.json'}")
+        return
+
+    dev = select_device(device)
+    is_yolo = model is not None and model.lower().startswith(YOLO_PREFIX)
+    if is_yolo:
+        if weights is not None:
+            raise UsageError("--weights does not apply to yolo: models; use --model yolo:PATH")
+        if boxes is not None:
+            raise UsageError("--boxes does not apply to yolo: models (they detect their own people)")
+    boxes = boxes or "gt"
+    if not is_yolo and boxes.lower() not in ("gt", "detector") and not Path(boxes).expanduser().is_file():
+        raise UsageError(f"unknown --boxes value {boxes!r}: expected gt, detector, or an existing COCO "
+                         f"detection-results JSON file")
+
+    pose = estimator = None
+    if is_yolo:
+        from kanpose_cli.core.detect.yolo import YoloPoseEstimator  # noqa: PLC0415 (the ultralytics import)
+        from kanpose_cli.core.errors import WeightsError  # noqa: PLC0415
+
+        try:
+            estimator = YoloPoseEstimator(model[len(YOLO_PREFIX):], conf=det_conf, device=str(dev))
+        except WeightsError as exc:
+            raise WeightsError(str(exc).replace("--detector PATH", "--model yolo:PATH")) from None
+    else:
+        from kanpose_cli.core.engine.weights import RANDOM_LABEL, load_pose_model  # noqa: PLC0415
+
+        pose = load_pose_model(model, weights, dev)
+        if pose.weights_label == RANDOM_LABEL:
+            console.print("[yellow]warning:[/] random weights: the AP is meaningless (for tests only)")
+    run_dir = next_run_dir(save_dir)
+    results_file = run_dir / "results.json"
+    header = {
+        "model": model if is_yolo else pose.name,
+        "weights": str(estimator.weights) if is_yolo else pose.weights_label,
+        "boxes": f"own (YOLO pose, conf ≥ {det_conf:g})" if is_yolo else (
+            f"detector {detector} (conf ≥ {det_conf:g})" if boxes.lower() == "detector" else
+            "gt" if boxes.lower() == "gt" else f"file {boxes} (score ≥ {box_thr:g})"),
+        "flip": "n/a (one-stage model)" if is_yolo else ("on" if flip else "off"),
+        "input size": "640 (letterbox)" if is_yolo else "×".join(map(str, pose.input_size)),
+        "device": str(dev),
+        "data": f"{ann_file} ({n_images} images)",
+    }
+    _print_settings(header)
+    with make_progress() as progress:
+        task = progress.add_task("eval", total=n_images, info="")
+
+        def on_progress(done, total, message):
+            if message:
+                progress.console.print(f"[yellow]skipped[/] {message}")
+            progress.update(task, completed=done, total=total)
+
+        if is_yolo:
+            report = evaluator.evaluate_yolo_pose(estimator, ann_file, images_dir, device=str(dev),
+                                                  conf=det_conf, image_ids=ids, results_file=results_file,
+                                                  progress=on_progress)
+        else:
+            report = evaluator.evaluate_model(pose, ann_file, images_dir, boxes=boxes, flip=flip, device=dev,
+                                              batch_size=batch, image_ids=ids, results_file=results_file,
+                                              progress=on_progress, box_thr=box_thr, detector=detector,
+                                              det_conf=det_conf)
+    s = report["settings"]
+    _print_metrics(report, f"COCO keypoints · {s['model']} · boxes {s['boxes']} · flip "
+                           f"{'on' if s['flip'] else 'off'}")
+    n_img = report["num_images"]
+    console.print(f"{n_img} images, {report['num_results']} instances after OKS-NMS "
+                  f"({report['instances_before_nms']} before), {1000 * report['seconds'] / max(n_img, 1):.0f} ms "
+                  f"per image · skipped {report['num_skipped']} · results in {run_dir}")
+    if report["num_skipped"]:
+        raise fail(f"{report['num_skipped']} image(s) could not be read and were left out of the evaluation", 1)
+
+
+eval_app.command("coco", epilog=EPILOG)(coco)

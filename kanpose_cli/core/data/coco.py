@@ -1,0 +1,157 @@
+"""COCO keypoint annotations for evaluation: the image list and the ground-truth person boxes.
+
+Loads a COCO-format keypoint annotation file (``person_keypoints_val2017.json`` or any file with the same
+fields) through pycocotools, with its stdout prints kept out of the CLI output.
+
+GT-box convention (``--boxes gt``) follows ViTPose / mmpose 0.x ``TopDownCocoDataset`` with ``use_gt_bbox=True``
+[code: ViTPose ``mmpose/datasets/datasets/top_down/topdown_coco_dataset.py::_load_coco_keypoint_annotation_kernel``]:
+non-crowd annotations only; each box ``[x, y, w, h]`` is sanitised to ``x1 = max(0, x)``, ``y1 = max(0, y)``,
+``x2 = min(W - 1, x1 + max(0, w - 1))``, ``y2 = min(H - 1, y1 + max(0, h - 1))`` and kept only if
+``area > 0`` (when present) and ``x2 > x1``, ``y2 > y1``; instances without any labelled keypoint are dropped;
+every box gets score 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kanpose_cli.core.errors import InputError
+
+STANDARD_ANN = "annotations/person_keypoints_{split}.json"
+
+
+def standard_layout(data_dir: str | Path, split: str = "val2017") -> tuple[Path, Path]:
+    """``(annotation file, images folder)`` of the standard COCO layout ``DIR/annotations/person_keypoints_<split>.json``
+    and ``DIR/<split>/`` (paths are returned whether or not they exist)."""
+    data_dir = Path(data_dir).expanduser()
+    return data_dir / STANDARD_ANN.format(split=split), data_dir / split
+
+
+def quiet_coco(ann: str | Path | dict):
+    """A ``pycocotools.coco.COCO`` built from a file path or an already-parsed dict, without its prints.
+
+    Raises:
+        InputError: file missing, unreadable, not JSON, or not a COCO annotation dict (needs ``images`` and
+            ``annotations`` lists).
+    """
+    from pycocotools.coco import COCO  # noqa: PLC0415 (only eval needs it)
+
+    if not isinstance(ann, dict):
+        path = Path(ann).expanduser()
+        if not path.is_file():
+            raise InputError(f"annotation file not found: {path}")
+        try:
+            ann = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"cannot read annotation file {path}: {exc}") from None
+        where = str(path)
+    else:
+        where = "annotation dict"
+    if not isinstance(ann, dict) or not isinstance(ann.get("images"), list) or not isinstance(
+            ann.get("annotations"), list):
+        raise InputError(f"{where} is not a COCO annotation file (needs 'images' and 'annotations' lists)")
+    coco = COCO()
+    coco.dataset = ann
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco.createIndex()
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"{where}: malformed COCO annotations ({exc!r})") from None
+    return coco
+
+
+@dataclass(frozen=True)
+class CocoImage:
+    """One image of the annotation file: COCO ``id``, ``path`` (images folder / ``file_name``), ``width``,
+    ``height`` in pixels."""
+
+    id: int
+    path: Path
+    width: int
+    height: int
+
+
+class CocoKeypointData:
+    """A COCO keypoint dataset opened for evaluation.
+
+    Args:
+        ann_file: COCO keypoint annotation JSON (``images``, ``annotations`` with ``keypoints``, ``bbox``,
+            ``iscrowd``, ``num_keypoints``; ``categories``).
+        images_dir: folder holding the images named by ``file_name``; None when only scoring existing results.
+
+    Attributes:
+        ann_file, images_dir, coco (the pycocotools ``COCO`` object), image_ids (sorted ascending).
+
+    Raises:
+        InputError: annotation file missing/malformed, or images folder missing.
+    """
+
+    def __init__(self, ann_file: str | Path, images_dir: str | Path | None = None):
+        self.ann_file = Path(ann_file).expanduser()
+        self.images_dir = Path(images_dir).expanduser() if images_dir is not None else None
+        if self.images_dir is not None and not self.images_dir.is_dir():
+            raise InputError(f"images folder not found: {self.images_dir}")
+        self.coco = quiet_coco(self.ann_file)
+        self.image_ids: list[int] = sorted(int(i) for i in self.coco.getImgIds())
+
+    def select(self, image_ids: list[int] | None = None, max_images: int | None = None) -> list[int]:
+        """The image ids to evaluate: ``image_ids`` (checked against the file) or all, then the first
+        ``max_images`` of them. Raises InputError for ids not in the annotation file."""
+        ids = self.image_ids
+        if image_ids is not None:
+            known = set(self.image_ids)
+            missing = [i for i in image_ids if int(i) not in known]
+            if missing:
+                raise InputError(f"image id(s) not in {self.ann_file.name}: {', '.join(map(str, missing[:5]))}")
+            ids = [int(i) for i in image_ids]
+        if max_images is not None:
+            ids = ids[:max_images]
+        return list(ids)
+
+    def image(self, image_id: int) -> CocoImage:
+        """:class:`CocoImage` of one id (``path`` relative to ``images_dir``; needs ``images_dir``)."""
+        info = self.coco.imgs[int(image_id)]
+        folder = self.images_dir if self.images_dir is not None else Path(".")
+        return CocoImage(int(image_id), folder / info["file_name"], int(info.get("width", 0)),
+                         int(info.get("height", 0)))
+
+    def gt_boxes(self, image_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """Ground-truth person boxes of one image (convention in the module docstring).
+
+        Returns:
+            ``(boxes (N, 4) float32 xyxy original-image pixels, scores (N,) float32 all 1.0)``.
+        """
+        info = self.coco.imgs[int(image_id)]
+        width, height = float(info.get("width", 0)), float(info.get("height", 0))
+        boxes = []
+        for ann in self.coco.loadAnns(self.coco.getAnnIds(imgIds=int(image_id), iscrowd=False)):
+            if "bbox" not in ann or "keypoints" not in ann:
+                continue
+            x, y, w, h = (float(v) for v in ann["bbox"])
+            x1, y1 = max(0.0, x), max(0.0, y)
+            x2 = min(width - 1, x1 + max(0.0, w - 1)) if width else x1 + max(0.0, w - 1)
+            y2 = min(height - 1, y1 + max(0.0, h - 1)) if height else y1 + max(0.0, h - 1)
+            if ("area" in ann and ann["area"] <= 0) or not (x2 > x1 and y2 > y1):
+                continue
+            if max(ann["keypoints"], default=0) == 0 or ann.get("num_keypoints", 1) == 0:
+                continue
+            boxes.append([x1, y1, x2, y2])
+        arr = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        return arr, np.ones(len(arr), dtype=np.float32)
+
+    def gt_as_results(self, image_ids: list[int] | None = None) -> list[dict]:
+        """The ground truth written as COCO keypoint results (non-crowd instances with labelled keypoints,
+        score 1): scoring them must give AP 1.0. For tests and sanity checks."""
+        ids = self.image_ids if image_ids is None else image_ids
+        out = []
+        for ann in self.coco.loadAnns(self.coco.getAnnIds(imgIds=ids, iscrowd=False)):
+            if ann.get("num_keypoints", 0) > 0:
+                out.append({"image_id": int(ann["image_id"]), "category_id": int(ann.get("category_id", 1)),
+                            "keypoints": [float(v) for v in ann["keypoints"]], "score": 1.0})
+        return out
