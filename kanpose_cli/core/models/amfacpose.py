@@ -114,7 +114,7 @@ def _register(name: str, cfg: AMFACPoseConfig, description: str, paper: dict | N
               weights: str | None = None) -> None:
     register_model(ModelSpec(
         name=name, family="amfacpose", build=AMFACPose, config=cfg, codec=_codec(cfg), loss=_LOSS,
-        description=description, udp=True, paper=paper or {}, weights=weights,
+        codec_for=_codec, description=description, udp=True, paper=paper or {}, weights=weights,
     ))
 
 

@@ -255,7 +255,7 @@ def _register(name: str, cfg: FlatPoseConfig, description: str, paper: dict | No
     resolve_topk(cfg.topk, 1)
     register_model(ModelSpec(
         name=name, family="flatpose", build=FlatPose, config=cfg, codec=flatpose_codec(cfg),
-        loss=flatpose_loss(cfg), description=description, udp=True, paper=paper or {},
+        loss=flatpose_loss(cfg), codec_for=flatpose_codec, loss_for=flatpose_loss, description=description, udp=True, paper=paper or {},
     ))
 
 

@@ -43,6 +43,9 @@ class ModelSpec:
         weights: file name of trained weights shipped in the repository's ``weights/`` folder, or None.
         convert_state_dict: optional ``fn(state_dict) -> (state_dict, report)`` turning foreign checkpoints
             (official repos, Hugging Face) into this variant's keys.
+        codec_for, loss_for: optional ``fn(config) -> dict`` giving the codec/loss settings for an *overridden*
+            config (e.g. a FlatPose ``head="regression"`` override needs the regression codec and L1 loss);
+            without them ``codec``/``loss`` are used whatever the overrides.
     """
 
     name: str
@@ -59,6 +62,8 @@ class ModelSpec:
     paper: dict = field(default_factory=dict)
     weights: str | None = None
     convert_state_dict: Callable[[dict], tuple[dict, dict]] | None = None
+    codec_for: Callable[[Any], dict] | None = None
+    loss_for: Callable[[Any], dict] | None = None
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -122,12 +127,14 @@ class PoseModel(nn.Module):
         config: the (possibly overridden) family config.
         net: the network.
         codec: the :class:`KeypointCodec`.
+        loss_config: loss settings for training (``{"type": ..., ...}``), matching the codec.
         keypoints: the :class:`KeypointSet`.
     """
 
-    def __init__(self, spec: ModelSpec, config, net: nn.Module, codec: KeypointCodec):
+    def __init__(self, spec: ModelSpec, config, net: nn.Module, codec: KeypointCodec, loss_config: dict | None = None):
         super().__init__()
         self.spec, self.config, self.net, self.codec = spec, config, net, codec
+        self.loss_config = dict(loss_config if loss_config is not None else spec.loss)
         self.keypoints: KeypointSet = get_keypoint_set(spec.keypoint_set)
         self.weights_label = "untrained"
 
@@ -180,6 +187,7 @@ class PoseModel(nn.Module):
             "keypoint_set": self.keypoints.name,
             "keypoint_names": list(self.keypoints.names),
             "codec": self.codec.config(),
+            "loss": self.loss_config,
             "mean": list(self.spec.mean),
             "std": list(self.spec.std),
             "udp": self.spec.udp,
@@ -203,7 +211,11 @@ def create_model(name: str, overrides: dict | None = None, codec_overrides: dict
         values = dataclasses.asdict(config)
         values.update(overrides)
         config = config_from_dict(type(config), values)
-    codec_cfg = {**spec.codec, **(codec_overrides or {})}
+    base_codec = spec.codec_for(config) if spec.codec_for is not None else spec.codec
+    if codec_overrides and codec_overrides.get("type", base_codec["type"]) != base_codec["type"]:
+        base_codec = {}
+    codec_cfg = {**base_codec, **(codec_overrides or {})}
+    loss_cfg = spec.loss_for(config) if spec.loss_for is not None else spec.loss
     net = spec.build(config)
-    model = PoseModel(spec, config, net, build_codec(codec_cfg, tuple(config.input_size)))
+    model = PoseModel(spec, config, net, build_codec(codec_cfg, tuple(config.input_size)), loss_cfg)
     return model.eval()
