@@ -55,6 +55,10 @@ def load_pose_model(model: str | None, weights: str | None, device: torch.device
     path = Path(weights).expanduser()
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
+    if path.suffix.lower() == ".onnx":  # exported model run by onnxruntime (kanpose export)
+        from kanpose_cli.core.engine.onnx_model import load_onnx_model  # noqa: PLC0415
+
+        return load_onnx_model(path, expected_model=model, device=device)
     if path.suffix == ".safetensors":
         try:
             meta = read_checkpoint_meta(path)

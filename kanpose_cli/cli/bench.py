@@ -1,0 +1,170 @@
+"""``kanpose bench``: model-only and end-to-end speed of the registered pose models and their peers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from kanpose_cli.cli.console import console, stdout
+from kanpose_cli.cli.errors import handle_errors
+from kanpose_cli.cli.options import DeviceOpt
+
+EPILOG = (
+    "Examples:  kanpose bench --quick  ·  kanpose bench --models 'vitpose-*' --batch 1,8  ·  "
+    "kanpose bench --device cuda --precision fp32,fp16,bf16 --batch 1,8,32,64 --out runs/bench  ·  "
+    "kanpose bench --images ../shared/data/coco-mini/val2017 --max-images 20"
+)
+
+
+def _fmt(v, spec: str = ".1f", scale: float = 1.0) -> str:
+    if v is None:
+        return "–"
+    return format(v * scale if scale != 1.0 else v, spec)
+
+
+@handle_errors
+def bench(
+    models: Annotated[Optional[str], typer.Option(
+        "--models", help="Comma-separated model names or patterns ('vitpose-*'); default: all registered.",
+        rich_help_panel="Models")] = None,
+    device: DeviceOpt = "cpu",
+    batch: Annotated[Optional[str], typer.Option(
+        "--batch", help="Batch sizes of the model-only sweep; default 1,8 on CPU, 1,8,32,64 on CUDA (an "
+        "out-of-memory batch is reported and larger ones skipped).", rich_help_panel="Performance")] = None,
+    precision: Annotated[Optional[str], typer.Option(
+        "--precision", help="fp32, fp16, bf16 (comma-separated; fp16/bf16 need CUDA). Default: fp32 on CPU, "
+        "fp32,fp16,bf16 on CUDA.", rich_help_panel="Performance")] = None,
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="NHWC memory format.",
+                                                rich_help_panel="Performance")] = False,
+    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the networks (slow first call).",
+                                           rich_help_panel="Performance")] = False,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads (torch.set_num_threads); "
+                                                   "default: torch's current value.",
+                                                   rich_help_panel="Performance")] = None,
+    warmup: Annotated[Optional[int], typer.Option("--warmup", min=0, help="Untimed iterations per row.",
+                                                  rich_help_panel="Timing")] = None,
+    iters: Annotated[Optional[int], typer.Option("--iters", min=1, help="Timed iterations per row (max).",
+                                                 rich_help_panel="Timing")] = None,
+    max_time: Annotated[Optional[float], typer.Option("--max-time", min=0.0,
+                                                      help="Seconds per row after which timing stops (≥ 3 iters).",
+                                                      rich_help_panel="Timing")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Few iterations, batch 1 and 2, one image (tests/CI).",
+                                        rich_help_panel="Timing")] = False,
+    images: Annotated[Optional[Path], typer.Option(
+        "--images", help="Image folder (or file) for the end-to-end rows; default: ultralytics' two sample images.",
+        rich_help_panel="End to end")] = None,
+    max_images: Annotated[int, typer.Option("--max-images", min=1, help="Use at most this many images.",
+                                            rich_help_panel="End to end")] = 20,
+    e2e: Annotated[bool, typer.Option("--e2e/--no-e2e", help="Run the end-to-end (detector + pose) rows.",
+                                      rich_help_panel="End to end")] = True,
+    detector: Annotated[str, typer.Option("--detector", help="YOLO weights for the end-to-end rows and the "
+                                          "one-stage peer.", rich_help_panel="End to end")] = "yolo11n-pose.pt",
+    peers: Annotated[bool, typer.Option("--peers/--no-peers", help="Also measure transformers VitPose (same "
+                                        "weights as vitpose-s/-b) and ultralytics YOLO11n-pose.",
+                                        rich_help_panel="Models")] = True,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write bench.json and bench.csv into this folder.",
+                                                rich_help_panel="Output")] = None,
+):
+    """Benchmark pose models: params, GMACs, latency p50/p90, throughput, utilisation; end to end with the detector.
+
+    Model-only rows time the network forward on random pre-normalised crops already on the device (no decode).
+    End-to-end rows time detector + crops + pose + decode per in-memory image. GMACs = multiply-accumulates
+    (papers' "GFLOPs"); utilisation = 2·MACs/s ÷ device peak (measured fp32 matmul on CPU, datasheet on GPU).
+    """
+    import torch  # noqa: PLC0415
+
+    from kanpose_cli.core.device import select_device  # noqa: PLC0415
+    from kanpose_cli.core.engine import benchmark as B  # noqa: PLC0415
+
+    dev = select_device(device)
+    names = B.resolve_models(models)
+    cuda = dev.type == "cuda"
+    batches = B.parse_int_list(batch) if batch else ([1, 2] if quick else ([1, 8, 32, 64] if cuda else [1, 8]))
+    precisions = B.parse_precisions(precision or ("fp32,fp16,bf16" if cuda and not quick else "fp32"), dev)
+    settings = B.BenchSettings(
+        device=dev, batches=batches, precisions=precisions, channels_last=channels_last, compile=compile_,
+        warmup=warmup if warmup is not None else (1 if quick else (2 if not cuda else 10)),
+        iters=iters if iters is not None else (3 if quick else (20 if not cuda else 100)),
+        min_iters=1 if quick else 3,
+        max_seconds=max_time if max_time is not None else (1.0 if quick else (8.0 if not cuda else 5.0)),
+        threads=threads or torch.get_num_threads(), quick=quick)
+    import os  # noqa: PLC0415
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if dev.type == "cpu" and load > (os.cpu_count() or 1):
+        hint = "; with several threads OpenMP barriers stall badly, try --threads 1" if settings.threads > 1 else ""
+        console.print(f"[yellow]warning:[/] the machine is busy (load average {load:.1f} on {os.cpu_count()} CPUs): "
+                      f"timings will be noisy{hint}")
+    imgs, desc = (B.load_images(images, 1 if quick else max_images) if e2e else (None, ""))
+    console.print(f"[bold]kanpose bench[/] · {len(names)} models · device {dev} · threads {settings.threads} · "
+                  f"batches {','.join(map(str, batches))} · {','.join(precisions)}"
+                  f"{' · channels-last' if channels_last else ''}{' · compile' if compile_ else ''}"
+                  f"{' · quick' if quick else ''}" + (f" · end to end on {desc}" if imgs else " · no end-to-end"))
+
+    def on_row(r):
+        if r.section == "model":
+            console.print(f"  {r.model:<24} {r.impl:<12} {r.precision} b{r.batch:<3} "
+                          + (f"p50 {_fmt(r.p50_ms)} ms  {_fmt(r.throughput)} img/s" if r.status == "ok" else r.status),
+                          highlight=False)
+        else:
+            console.print(f"  e2e {r.model:<20} {r.impl:<12} "
+                          + (f"{_fmt(r.images_per_s, '.2f')} img/s  {_fmt(r.persons_per_s, '.2f')} persons/s"
+                             if r.status == "ok" else r.status), highlight=False)
+
+    result = B.run_benchmark(names, settings, imgs, desc, peers=peers, detector=detector, on_row=on_row,
+                             on_stage=lambda s: console.print(f"[dim]{s} …[/]"))
+    render(result)
+    if out is not None:
+        j, c = B.write_results(result, out)
+        console.print(f"results written to {j} and {c}")
+
+
+def render(result) -> None:
+    """Print the settings, model-only and end-to-end tables (rich) to stdout."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    out = stdout if stdout.is_terminal and stdout.width >= 140 else Console(highlight=False, width=160)
+    env, s = result.env, result.settings
+    head = Table(title="kanpose bench · settings", show_header=False)
+    head.add_column("key", style="bold")
+    head.add_column("value")
+    peak = env.get("peak_tflops", {})
+    for k, v in [("device", f"{env['device_name']} ({env['device']})"), ("threads", env["threads"]),
+                 ("date", env["date"]), ("versions", f"kanpose {env['kanpose']} · torch {env['torch']} · "
+                  f"onnxruntime {env['onnxruntime']} · transformers {env['transformers']} · "
+                  f"ultralytics {env['ultralytics']}"),
+                 ("precision / batches", f"{','.join(s['precisions'])} / {','.join(map(str, s['batches']))}"),
+                 ("timing", f"warm-up {s['warmup']}, ≤ {s['iters']} iters or {s['max_seconds']} s per row, "
+                  f"channels-last {s['channels_last']}, compile {s['compile']}, flip test off"),
+                 ("peak", ", ".join(f"{k} {v:.3f} TFLOP/s" for k, v in peak.items() if v) + f" ({env['peak_source']})"),
+                 ("model-only timed", "network forward on random normalised crops on the device; no decode"),
+                 ("end-to-end timed", f"YOLO detection + crops + pose + decode per in-memory image "
+                  f"({s.get('images', 'not run')})")]:
+        head.add_row(str(k), str(v))
+    out.print(head)
+    t = Table(title="model-only (GMACs = multiply-accumulates; util = achieved FLOP/s ÷ peak)")
+    for col in ["model", "impl", "prec", "batch", "params M", "GMACs", "p50 ms", "p90 ms", "img/s", "TFLOP/s",
+                "util %", "status"]:
+        t.add_column(col, justify="left" if col in ("model", "impl", "status", "prec") else "right")
+    for r in result.rows:
+        if r.section != "model":
+            continue
+        t.add_row(r.model, r.impl, r.precision, str(r.batch), _fmt(r.params, ".2f", 1e-6), _fmt(r.gmacs, ".2f"),
+                  _fmt(r.p50_ms), _fmt(r.p90_ms), _fmt(r.throughput), _fmt(r.tflops, ".3f"), _fmt(r.util, ".1f", 100),
+                  r.status if r.status == "ok" else f"{r.status}: {r.note[:40]}")
+    out.print(t)
+    e2e_rows = [r for r in result.rows if r.section == "e2e"]
+    if e2e_rows:
+        t = Table(title="end to end (detector + pose, per image, fp32, batch ≤ 32 crops)")
+        for col in ["pipeline", "impl", "images", "persons", "ms/image", "images/s", "persons/s", "status"]:
+            t.add_column(col, justify="left" if col in ("pipeline", "impl", "status") else "right")
+        for r in e2e_rows:
+            t.add_row(r.model, r.impl, _fmt(r.images, "d"), _fmt(r.persons, "d"), _fmt(r.ms_per_image),
+                      _fmt(r.images_per_s, ".2f"), _fmt(r.persons_per_s, ".2f"),
+                      r.status if r.status == "ok" else f"{r.status}: {r.note[:40]}")
+        out.print(t)
+    for n in result.notes:
+        out.print(f"note: {n}")

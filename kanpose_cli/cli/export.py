@@ -1,0 +1,138 @@
+"""``kanpose export``: ONNX / TorchScript (/ TensorRT) files with embedded metadata and an automatic parity check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from kanpose_cli.cli.console import console, stdout
+from kanpose_cli.cli.errors import fail, handle_errors
+from kanpose_cli.cli.options import DeviceOpt, ModelOpt, WeightsOpt
+
+EPILOG = (
+    "Examples:  kanpose export --model vitpose-s --weights random  ·  kanpose export -w best.safetensors "
+    "--decode --out model.onnx  ·  kanpose export -w best.safetensors --format onnx,torchscript --image people.jpg"
+)
+
+
+@handle_errors
+def export(
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    formats: Annotated[str, typer.Option("--format", "-f", help="onnx, torchscript, engine (TensorRT; needs "
+                                         "tensorrt and CUDA), comma-separated.")] = "onnx",
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Output file (.onnx) or folder; default: next to the weights file, else "
+        "exports/<model>.<ext>.")] = None,
+    decode: Annotated[bool, typer.Option(
+        "--decode/--raw", help="Put the decode in the graph: outputs keypoints (B, K, 2) crop pixels + scores (B, K) "
+        "instead of raw network outputs.")] = False,
+    opset: Annotated[int, typer.Option("--opset", min=11, help="ONNX opset.")] = 17,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Parity check vs PyTorch on real crops.")] = True,
+    coco: Annotated[Optional[Path], typer.Option(
+        "--coco", help="COCO folder (annotations/person_keypoints_val2017.json + val2017/) whose GT boxes give the "
+        "parity crops.")] = None,
+    image: Annotated[Optional[Path], typer.Option("--image", help="Image whose YOLO person boxes give the parity "
+                                                  "crops (instead of --coco).")] = None,
+    n_crops: Annotated[int, typer.Option("--crops", min=1, help="Number of parity crops.")] = 8,
+    tol: Annotated[float, typer.Option("--tol", min=0.0, help="Max decoded-keypoint difference (crop pixels) "
+                                       "for the parity check to pass.")] = 0.01,
+    device: DeviceOpt = "cpu",
+):
+    """Export a pose model to ONNX (dynamic batch, metadata inside) / TorchScript and check it against PyTorch.
+
+    The parity check runs the file with onnxruntime (CPU) and the model with PyTorch (CPU, fp32) on the same real
+    person crops and prints the max abs difference of the raw outputs and of the decoded keypoints in pixels.
+    Exit code 1 if it fails.
+    """
+    from kanpose_cli.core.device import select_device  # noqa: PLC0415
+    from kanpose_cli.core.engine import exporter as E  # noqa: PLC0415
+    from kanpose_cli.core.engine.weights import load_pose_model  # noqa: PLC0415
+    from kanpose_cli.core.errors import UsageError  # noqa: PLC0415
+
+    dev = select_device(device)
+    fmts = E.resolve_formats(formats)
+    if weights is not None and weights.lower().endswith(".onnx"):
+        raise UsageError("--weights is already an ONNX file; export from a .safetensors checkpoint or 'random'")
+    if coco is not None and image is not None:
+        raise UsageError("give either --coco or --image for the parity crops, not both")
+    pose = load_pose_model(model, weights, "cpu")
+    pose = pose.float().eval()
+    ext = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "engine": ".engine"}
+    if out is None:  # next to a weights file, else exports/<model>
+        wpath = Path(weights).expanduser() if weights not in (None, "random") else None
+        base = wpath.with_suffix("") if wpath is not None and wpath.is_file() else Path("exports") / pose.name
+    elif out.suffix.lower() in (".onnx", ".pt", ".engine", ".ts"):
+        base = out.with_suffix("")
+        if base.suffix == ".torchscript":
+            base = base.with_suffix("")
+    else:
+        base = out / pose.name
+    explicit_file = out is not None and out.suffix.lower() in (".onnx", ".pt", ".engine", ".ts")
+    suffix = "-decode" if decode and not explicit_file else ""
+    console.print(f"[bold]kanpose export[/] · {pose.name} ({pose.weights_label}) · {', '.join(fmts)} · "
+                  f"outputs {'keypoints+scores (decode in graph)' if decode else 'raw network outputs'}")
+    crops = None
+    if verify:
+        if image is not None:
+            crops = E.detector_crops(pose, image, n=n_crops)
+            crops_desc = f"{len(crops)} crops from YOLO boxes on {image.name}"
+        else:
+            import os  # noqa: PLC0415
+
+            from kanpose_cli.core.paths import PACKAGE_DIR  # noqa: PLC0415
+
+            shared = Path(os.environ.get("KANPOSE_SHARED_DATA", PACKAGE_DIR.parent.parent / "shared" / "data"))
+            coco_dir = coco or shared / "coco-mini"
+            if not (coco_dir / "annotations").is_dir():
+                raise UsageError(f"no COCO folder for the parity crops at {coco_dir}; pass --coco DIR or --image FILE "
+                                 f"(or --no-verify)")
+            crops = E.gt_crops(pose, coco_dir, n=n_crops)
+            crops_desc = f"{len(crops)} GT-box crops from {coco_dir.name}"
+    written: list[Path] = []
+    reports = []
+    onnx_path = None
+    for fmt in fmts:
+        if fmt == "onnx" or (fmt == "engine" and onnx_path is None):
+            onnx_path = E.export_onnx(pose, f"{base}{suffix}.onnx", decode=decode, opset=opset)
+            if fmt == "onnx":
+                written.append(onnx_path)
+                size = onnx_path.stat().st_size / 1e6
+                console.print(f"ONNX saved as {onnx_path} ({size:.1f} MB, opset {opset}, dynamic batch, metadata "
+                              f"embedded)")
+                if crops is not None:
+                    reports.append(("onnx", E.check_onnx_parity(pose, onnx_path, crops, tol_px=tol)))
+        if fmt == "torchscript":
+            p = E.export_torchscript(pose, f"{base}{suffix}.torchscript.pt", decode=decode)
+            written.append(p)
+            console.print(f"TorchScript saved as {p} ({p.stat().st_size / 1e6:.1f} MB)")
+            if crops is not None:
+                reports.append(("torchscript", E.check_torchscript_parity(pose, p, crops, tol_px=tol)))
+        if fmt == "engine":
+            why = E.tensorrt_status(dev)
+            if why is not None:
+                console.print(f"[yellow]TensorRT engine skipped:[/] {why}")
+            else:
+                p = E.export_tensorrt(onnx_path, f"{base}{suffix}.engine", input_size=pose.input_size)
+                written.append(p)
+                console.print(f"TensorRT engine saved as {p} (parity not checked here)")
+    if reports:
+        from rich.console import Console  # noqa: PLC0415
+        from rich.table import Table  # noqa: PLC0415
+
+        wide = stdout if stdout.is_terminal and stdout.width >= 120 else Console(highlight=False, width=130)
+
+        t = Table(title=f"parity vs PyTorch (CPU fp32) on {crops_desc}")
+        for col in ["format", "backend", "max |Δ raw|", "max |Δ keypoints| px", "max |Δ score|", "status"]:
+            t.add_column(col, justify="left" if col in ("format", "backend", "status") else "right")
+        for fmt, r in reports:
+            t.add_row(fmt, r.backend, "n/a (decode in graph)" if r.raw_max_abs is None else f"{r.raw_max_abs:.2e}",
+                      f"{r.kpt_max_px:.2e}", f"{r.score_max_abs:.2e}", "ok" if r.ok else f"FAIL (> {r.tol_px} px)")
+        wide.print(t)
+        bad = [fmt for fmt, r in reports if not r.ok]
+        if bad:
+            raise fail(f"parity check failed for {', '.join(bad)}: decoded keypoints differ by more than {tol} px", 1)
+    if onnx_path is not None and "onnx" in fmts:
+        console.print(f"run it: kanpose predict IMAGE --weights {onnx_path}")

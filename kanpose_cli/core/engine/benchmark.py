@@ -1,0 +1,664 @@
+"""Benchmarks: model-only speed (params, GMACs, latency, throughput, utilisation) and end-to-end speed
+(detector + top-down pose on real images), with peers measured in the same run.
+
+What is timed (stated in every result):
+
+- **model-only**: the network forward pass on a batch of pre-normalised random crops already on the device
+  (``net(x)`` under ``torch.inference_mode``), no decode, no pre-processing, no host<->device copies. CUDA is
+  synchronised before reading the clock. Latency p50/p90 are over the timed iterations at each batch size;
+  throughput = batch / median latency (images/s). Peer rows: the ``transformers`` ``VitPoseForPoseEstimation``
+  with the **same weights** as our ``vitpose-s/-b`` (converted with ``core/models/convert.convert_vitpose``),
+  forward of ``pixel_values`` to heatmaps.
+- **end-to-end**: for each image already decoded in memory (disk I/O excluded): YOLO person detection, crops,
+  batched pose forward, decode, back-projection to image pixels (:class:`TopDownPipeline`). Reported as images/s,
+  persons/s and ms/image. Peer: ultralytics YOLO11n-pose end to end (one stage, its own boxes and keypoints) on
+  the same images. A "detector only" row shows the detector's share.
+- **GMACs**: multiply-accumulates of one forward pass (``core/models/complexity``; 1 MAC = 1 multiply-add, what
+  papers call "GFLOPs"); achieved FLOP/s = 2·MACs·batch / latency.
+- **Utilisation** = achieved FLOP/s ÷ device peak. CPU peak: a measured fp32 matmul (``torch.mm`` of 2048² fp32
+  matrices, best of several runs) with the same thread count. GPU peak: datasheet dense peak for the precision
+  (table :data:`GPU_PEAK_TFLOPS`, fp32 = non-tensor-core FP32; fp16/bf16 = dense tensor core); unknown GPUs: none.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import fnmatch
+import difflib
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from kanpose_cli import __version__
+from kanpose_cli.core.errors import DeviceError, InputError, UsageError
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+# Datasheet dense peaks in TFLOP/s: (fp32 non-tensor, fp16/bf16 dense tensor core). Matched by substring of
+# torch.cuda.get_device_name(), most specific first.
+GPU_PEAK_TFLOPS: list[tuple[str, float, float]] = [
+    ("H200", 67.0, 989.0),
+    ("H100 PCIe", 51.0, 756.0),
+    ("H100 NVL", 60.0, 835.0),
+    ("H100", 67.0, 989.0),  # SXM
+    ("A100", 19.5, 312.0),
+    ("L40S", 91.6, 362.0),
+    ("L4", 30.3, 121.0),
+    ("A10G", 31.2, 70.0),
+    ("A10", 31.2, 125.0),
+    ("RTX 4090", 82.6, 165.0),
+    ("RTX 3090", 35.6, 71.0),
+    ("V100", 15.7, 125.0),
+    ("T4", 8.1, 65.0),
+]
+
+
+@dataclass
+class BenchSettings:
+    """Benchmark settings (all printed with the results).
+
+    Attributes:
+        device: torch device. batches: batch sizes of the sweep (latency p50/p90 reported for every one; batch 1
+            is the latency figure). precisions: subset of ``fp32``, ``fp16``, ``bf16`` (the last two CUDA only).
+        channels_last: NHWC memory format for model and input. compile: ``torch.compile`` the network.
+        warmup: untimed iterations per row. iters: timed iterations per row (fewer if ``max_seconds`` runs out,
+            at least ``min_iters``). max_seconds: time cap per row for the timed loop, seconds.
+        threads: CPU threads (``torch.set_num_threads``). e2e_passes: passes over the images end to end.
+        quick: the few-iteration mode for tests/CI.
+    """
+
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    batches: list[int] = field(default_factory=lambda: [1, 8])
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+    channels_last: bool = False
+    compile: bool = False
+    warmup: int = 2
+    iters: int = 20
+    min_iters: int = 3
+    max_seconds: float = 10.0
+    threads: int = 1
+    e2e_passes: int = 1
+    quick: bool = False
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["device"] = str(self.device)
+        return d
+
+
+@dataclass
+class BenchRow:
+    """One result row.
+
+    ``section`` is ``model`` (model-only) or ``e2e`` (end to end). Times in milliseconds; throughput in images/s;
+    ``tflops`` achieved TFLOP/s; ``util`` in [0, 1] or None; ``status`` ``ok`` | ``oom`` | ``failed`` | ``skipped``.
+    """
+
+    section: str
+    model: str
+    impl: str
+    precision: str = "fp32"
+    batch: int = 1
+    params: int | None = None
+    gmacs: float | None = None
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    mean_ms: float | None = None
+    throughput: float | None = None
+    tflops: float | None = None
+    util: float | None = None
+    iters: int = 0
+    images: int | None = None
+    persons: int | None = None
+    images_per_s: float | None = None
+    persons_per_s: float | None = None
+    ms_per_image: float | None = None
+    status: str = "ok"
+    note: str = ""
+
+
+@dataclass
+class BenchResult:
+    """All rows plus the environment and settings they were measured in."""
+
+    env: dict
+    settings: dict
+    rows: list[BenchRow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"env": self.env, "settings": self.settings, "notes": self.notes, "rows": [asdict(r) for r in self.rows]}
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def resolve_models(spec: str | None) -> list[str]:
+    """``--models`` value -> registered names, in registry order, no duplicates.
+
+    Args:
+        spec: comma-separated names or shell patterns (``vitpose-*``, ``amfacpose-r18*``); None/empty = all.
+
+    Raises:
+        UsageError: an item matches no registered model (with close matches).
+    """
+    from kanpose_cli.core.models import list_models  # noqa: PLC0415
+
+    names = list_models()
+    if not spec or spec.strip().lower() in ("all", "*"):
+        return names
+    chosen: list[str] = []
+    for item in (s.strip() for s in spec.split(",")):
+        if not item:
+            continue
+        hits = [n for n in names if fnmatch.fnmatchcase(n, item)] if any(c in item for c in "*?[") else \
+            ([item] if item in names else [])
+        if not hits:
+            close = difflib.get_close_matches(item, names, n=3)
+            hint = f" Did you mean: {', '.join(close)}?" if close else " Run `kanpose models` for the list."
+            raise UsageError(f"--models: no registered model matches {item!r}.{hint}")
+        chosen += [h for h in hits if h not in chosen]
+    return chosen
+
+
+def parse_int_list(text: str, what: str = "--batch") -> list[int]:
+    """``"1,8,32"`` -> ``[1, 8, 32]``; raises UsageError for non-positive or non-integer items."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"{what}: expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise UsageError(f"{what}: expected positive integers, got {text!r}")
+    return sorted(set(values))
+
+
+def parse_precisions(text: str, device: torch.device) -> list[str]:
+    """``"fp32,fp16"`` -> list. Raises UsageError (unknown) or DeviceError (fp16/bf16 without CUDA)."""
+    out = [p.strip().lower() for p in text.split(",") if p.strip()]
+    bad = [p for p in out if p not in PRECISIONS]
+    if bad or not out:
+        raise UsageError(f"--precision: unknown {', '.join(bad) or '(none)'}; choose from {', '.join(PRECISIONS)}")
+    if device.type != "cuda" and any(p != "fp32" for p in out):
+        raise DeviceError("--precision fp16/bf16 needs a CUDA device; use --precision fp32 on CPU")
+    return out
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(module: str) -> str | None:
+    try:
+        from importlib.metadata import version  # noqa: PLC0415
+
+        return version(module)
+    except Exception:  # not installed
+        return None
+
+
+def environment_info(device: torch.device, threads: int) -> dict:
+    """Device, versions, thread count and date (UTC) for the result files."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"{_cpu_name()} ({os.cpu_count()} logical CPUs visible)"
+    return {
+        "device": str(device), "device_name": name, "threads": threads,
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(), "platform": platform.platform(),
+        "kanpose": __version__, "torch": torch.__version__,
+        "cuda": torch.version.cuda if device.type == "cuda" else None,
+        "onnxruntime": _version("onnxruntime"), "transformers": _version("transformers"),
+        "ultralytics": _version("ultralytics"), "numpy": np.__version__,
+        "load_avg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def measure_cpu_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """Measured fp32 matmul rate in GFLOP/s with the current torch thread count: best of ``repeats`` runs of an
+    ``n × n`` by ``n × n`` product (2·n³ FLOPs), after one warm-up."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * n**3 / best / 1e9
+
+
+def gpu_peak_tflops(device_name: str, precision: str) -> float | None:
+    """Datasheet dense peak (TFLOP/s) of a known GPU for ``precision``; None if the GPU is not in the table."""
+    for key, fp32, half in GPU_PEAK_TFLOPS:
+        if key.lower() in device_name.lower():
+            return fp32 if precision == "fp32" else half
+    return None
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_callable(fn: Callable[[], object], device: torch.device, warmup: int, iters: int, min_iters: int,
+                  max_seconds: float) -> list[float]:
+    """Seconds per call of ``fn``: ``warmup`` untimed calls, then up to ``iters`` timed ones (stops early after
+    ``min_iters`` once ``max_seconds`` of timed calls have passed). CUDA is synchronised around each call."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < iters:
+        t = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t)
+        if len(times) >= min_iters and time.perf_counter() - start > max_seconds:
+            break
+    return times
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower() or \
+        isinstance(exc, MemoryError)
+
+
+# --------------------------------------------------------------------------------------------- model-only
+def prepare_network(net: torch.nn.Module, settings: BenchSettings, precision: str) -> torch.nn.Module:
+    """Move ``net`` to the device/dtype/memory format of the settings, optionally ``torch.compile`` it."""
+    net = net.to(settings.device, dtype=PRECISIONS[precision]).eval()
+    if settings.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    if settings.compile:
+        net = torch.compile(net)
+    return net
+
+
+def bench_forward(run: Callable[[torch.Tensor], object], input_size: tuple[int, int], settings: BenchSettings,
+                  precision: str, batch: int, macs: int | None) -> BenchRow:
+    """Time ``run(x)`` for a random (batch, 3, H, W) input; fills the timing fields of a :class:`BenchRow`."""
+    H, W = input_size
+    x = torch.randn(batch, 3, H, W, device=settings.device, dtype=PRECISIONS[precision])
+    if settings.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def call():
+        with torch.inference_mode():
+            run(x)
+
+    times = time_callable(call, settings.device, settings.warmup, settings.iters, settings.min_iters,
+                          settings.max_seconds)
+    p50 = statistics.median(times)
+    row = BenchRow("model", "", "", precision, batch, p50_ms=1e3 * p50, p90_ms=1e3 * _percentile(times, 90),
+                   mean_ms=1e3 * statistics.fmean(times), throughput=batch / p50, iters=len(times))
+    if macs:
+        row.gmacs = macs / 1e9
+        row.tflops = 2.0 * macs * batch / p50 / 1e12
+    return row
+
+
+def bench_forward_interleaved(runs: list[Callable[[torch.Tensor], object]], input_size: tuple[int, int],
+                              settings: BenchSettings, precision: str, batch: int, macs: int | None) -> list[BenchRow]:
+    """Like :func:`bench_forward` for several implementations of the same model (ours and a peer): their timed
+    calls alternate (A, B, A, B ...) on the same input, so that load changes on a shared machine hit both alike.
+    The time cap applies to the whole group. One row per implementation, in order."""
+    if len(runs) == 1:
+        return [bench_forward(runs[0], input_size, settings, precision, batch, macs)]
+    H, W = input_size
+    x = torch.randn(batch, 3, H, W, device=settings.device, dtype=PRECISIONS[precision])
+    if settings.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    times: list[list[float]] = [[] for _ in runs]
+    with torch.inference_mode():
+        for _ in range(settings.warmup):
+            for run in runs:
+                run(x)
+        _sync(settings.device)
+        start = time.perf_counter()
+        while len(times[0]) < settings.iters:
+            for i, run in enumerate(runs):
+                t = time.perf_counter()
+                run(x)
+                _sync(settings.device)
+                times[i].append(time.perf_counter() - t)
+            if len(times[0]) >= settings.min_iters and time.perf_counter() - start > settings.max_seconds * len(runs):
+                break
+    rows = []
+    for ts in times:
+        p50 = statistics.median(ts)
+        row = BenchRow("model", "", "", precision, batch, p50_ms=1e3 * p50, p90_ms=1e3 * _percentile(ts, 90),
+                       mean_ms=1e3 * statistics.fmean(ts), throughput=batch / p50, iters=len(ts),
+                       note="timed interleaved with its twin")
+        if macs:
+            row.gmacs = macs / 1e9
+            row.tflops = 2.0 * macs * batch / p50 / 1e12
+        rows.append(row)
+    return rows
+
+
+def _fill_util(row: BenchRow, peak_tflops: float | None) -> None:
+    if row.tflops is not None and peak_tflops:
+        row.util = row.tflops / peak_tflops
+
+
+def hf_vitpose_twin(model) -> tuple[torch.nn.Module, float]:
+    """A ``transformers`` ``VitPoseForPoseEstimation`` with the same architecture and **the same weights** as our
+    ``vitpose-s``/``vitpose-b`` ``model`` (random HF init, converted into ours with ``convert_vitpose``).
+
+    Returns:
+        ``(hf_model in eval mode, max |heatmaps_hf − heatmaps_ours|)`` on one random input (a sanity check that
+        both really compute the same function).
+
+    Raises:
+        UsageError: ``model`` is not a plain ViTPose (classic or simple decoder).
+        ImportError: transformers is not installed.
+    """
+    from transformers import VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation  # noqa: PLC0415
+
+    from kanpose_cli.core.models.convert import convert_vitpose  # noqa: PLC0415
+
+    cfg = model.config
+    if model.spec.family != "vitpose":
+        raise UsageError(f"{model.name} has no transformers twin")
+    H, W = model.input_size
+    backbone = VitPoseBackboneConfig(image_size=[H, W], patch_size=[16, 16], hidden_size=cfg.embed_dim,
+                                     num_hidden_layers=cfg.depth, num_attention_heads=cfg.num_heads,
+                                     mlp_ratio=int(cfg.mlp_ratio), qkv_bias=cfg.qkv_bias, layer_norm_eps=1e-6,
+                                     out_indices=[cfg.depth])
+    hf_cfg = VitPoseConfig(backbone_config=backbone, use_simple_decoder=cfg.decoder == "simple", scale_factor=4,
+                           num_labels=cfg.num_keypoints)
+    torch.manual_seed(0)
+    hf = VitPoseForPoseEstimation(hf_cfg).eval()
+    state, report = convert_vitpose(hf.state_dict())
+    if report.get("unused"):
+        raise UsageError(f"convert_vitpose left HF keys unused: {report['unused'][:3]}")
+    model.net.load_state_dict(state, strict=True)
+    model.eval()
+    x = torch.randn(1, 3, H, W)
+    with torch.inference_mode():
+        diff = (hf(pixel_values=x).heatmaps - model.net(x)).abs().max().item()
+    return hf, float(diff)
+
+
+def bench_models(names: list[str], settings: BenchSettings, peers: bool = True,
+                 peak: Callable[[str], float | None] = lambda p: None,
+                 on_row: Callable[[BenchRow], None] | None = None, notes: list[str] | None = None) -> list[BenchRow]:
+    """Model-only rows for every model × precision × batch (plus transformers twins of vitpose-s/-b if ``peers``).
+
+    Out-of-memory at a batch size gives a row with status ``oom`` and skips larger batches for that model.
+    """
+    from kanpose_cli.core.models import create_model  # noqa: PLC0415
+    from kanpose_cli.core.models.complexity import count_params  # noqa: PLC0415
+    from kanpose_cli.core.models.info import model_complexity  # noqa: PLC0415
+
+    notes = notes if notes is not None else []
+    rows: list[BenchRow] = []
+    hf_available = _version("transformers") is not None
+
+    def emit(row: BenchRow) -> None:
+        rows.append(row)
+        if on_row:
+            on_row(row)
+
+    for name in names:
+        torch.manual_seed(0)
+        model = create_model(name)
+        params = count_params(model)
+        _, macs = model_complexity(name)
+        impls: list[tuple[str, torch.nn.Module, Callable]] = [("kanpose", model.net, lambda m: (lambda x: m(x)))]
+        if peers and name in ("vitpose-s", "vitpose-b"):
+            if not hf_available:
+                notes.append(f"transformers not installed: no peer row for {name}")
+            else:
+                try:
+                    hf, diff = hf_vitpose_twin(model)
+                    notes.append(f"{name}: transformers VitPose twin has the same weights "
+                                 f"(max |Δ heatmap| = {diff:.2e} on a random input)")
+                    impls.append(("transformers", hf, lambda m: (lambda x: m(pixel_values=x).heatmaps)))
+                except Exception as exc:  # keep the benchmark going; say why
+                    notes.append(f"{name}: transformers twin failed: {type(exc).__name__}: {exc}")
+        for precision in settings.precisions:
+            runs = []
+            for impl, net, make_run in impls:
+                try:
+                    runs.append((impl, make_run(prepare_network(net, settings, precision))))
+                except Exception as exc:
+                    emit(BenchRow("model", name, impl, precision, 0, params, macs / 1e9, status="failed",
+                                  note=f"{type(exc).__name__}: {exc}"[:200]))
+            for batch in settings.batches:
+                try:
+                    got = bench_forward_interleaved([r for _, r in runs], model.input_size, settings, precision,
+                                                    batch, macs)
+                except Exception as exc:  # OOM or a kernel missing for this dtype
+                    oom = _is_oom(exc)
+                    for impl, _ in runs:
+                        emit(BenchRow("model", name, impl, precision, batch, params, macs / 1e9,
+                                      status="oom" if oom else "failed", note=f"{type(exc).__name__}: {exc}"[:200]))
+                    if settings.device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    if oom:
+                        break
+                    continue
+                for (impl, _), row in zip(runs, got):
+                    row.model, row.impl, row.params = name, impl, params
+                    _fill_util(row, peak(precision))
+                    emit(row)
+            del runs
+        del model, impls
+    return rows
+
+
+# -------------------------------------------------------------------------------------------- end to end
+def load_images(folder: str | Path | None, max_images: int) -> tuple[list[tuple[str, np.ndarray]], str]:
+    """Decode up to ``max_images`` images (sorted by name) into memory.
+
+    Args:
+        folder: image folder or single image; None = the two sample images bundled with ultralytics.
+
+    Returns:
+        ``([(path, BGR uint8 image)], description)``.
+
+    Raises:
+        InputError: missing folder or no readable image.
+    """
+    from kanpose_cli.core.data.sources import _list_folder, read_image  # noqa: PLC0415
+
+    if folder is None:
+        from kanpose_cli.core.detect.yolo import bundled_sample_images  # noqa: PLC0415
+
+        paths = bundled_sample_images()
+        desc = "ultralytics sample images (bus.jpg, zidane.jpg)"
+        if not paths:
+            raise InputError("no --images given and the ultralytics sample images were not found")
+    else:
+        p = Path(folder)
+        if p.is_file():
+            paths = [p]
+        elif p.is_dir():
+            paths = _list_folder(p)
+        else:
+            raise InputError(f"--images: {p} is not a file or folder")
+        desc = str(p)
+    out = []
+    for path in paths:
+        if len(out) >= max_images:
+            break
+        try:
+            out.append((str(path), read_image(path)))
+        except InputError:
+            continue
+    if not out:
+        raise InputError(f"--images: no readable image in {folder}")
+    return out, f"{desc}: {len(out)} images"
+
+
+def _e2e_row(name: str, impl: str, seconds: float, images: int, persons: int, note: str = "",
+             params: int | None = None, gmacs: float | None = None) -> BenchRow:
+    return BenchRow("e2e", name, impl, "fp32", 1, params, gmacs, images=images, persons=persons,
+                    images_per_s=images / seconds if seconds > 0 else None,
+                    persons_per_s=persons / seconds if seconds > 0 else None,
+                    ms_per_image=1e3 * seconds / images if images else None, mean_ms=1e3 * seconds / max(images, 1),
+                    note=note)
+
+
+def bench_end_to_end(names: list[str], images: list[tuple[str, np.ndarray]], settings: BenchSettings,
+                     detector_weights: str = "yolo11n-pose.pt", peers: bool = True, pose_batch: int = 32,
+                     on_row: Callable[[BenchRow], None] | None = None) -> list[BenchRow]:
+    """End-to-end rows: detector only, each pose model behind the detector, and the YOLO11n-pose peer.
+
+    Detector boxes are computed once untimed for the person counts, then every configuration is timed over
+    ``settings.e2e_passes`` passes of all images after a one-image warm-up. fp32 only.
+    """
+    from kanpose_cli.core.detect.yolo import YoloPersonDetector, YoloPoseEstimator  # noqa: PLC0415
+    from kanpose_cli.core.engine.pipeline import TopDownPipeline  # noqa: PLC0415
+    from kanpose_cli.core.models import create_model  # noqa: PLC0415
+    from kanpose_cli.core.models.complexity import count_params  # noqa: PLC0415
+    from kanpose_cli.core.models.info import model_complexity  # noqa: PLC0415
+
+    rows: list[BenchRow] = []
+    dev = str(settings.device)
+    det = YoloPersonDetector(detector_weights, conf=0.25, device=dev)
+
+    def emit(row):
+        rows.append(row)
+        if on_row:
+            on_row(row)
+
+    det(images[0][1])  # warm-up
+    passes = max(1, settings.e2e_passes)
+    t = time.perf_counter()
+    boxes = []
+    for _ in range(passes):
+        boxes = [det(img, path) for path, img in images]
+    _sync(settings.device)
+    emit(_e2e_row(f"detector {Path(str(det.weights)).name}", "ultralytics", time.perf_counter() - t,
+                  len(images) * passes, sum(len(b[0]) for b in boxes) * passes, "person boxes only"))
+    for name in names:
+        torch.manual_seed(0)
+        model = create_model(name)
+        params, macs = count_params(model), model_complexity(name)[1]
+        pipe = TopDownPipeline(model, settings.device, batch_size=pose_batch)
+        try:
+            path0, img0 = images[0]
+            pipe.estimate(img0, *det(img0, path0), path0)  # warm-up
+            persons = 0
+            t = time.perf_counter()
+            for _ in range(passes):
+                for path, img in images:
+                    b, s = det(img, path)
+                    persons += len(pipe.estimate(img, b, s, path))
+            _sync(settings.device)
+            emit(_e2e_row(name, "kanpose", time.perf_counter() - t, len(images) * passes, persons,
+                          f"YOLO boxes + {name} (batch ≤ {pose_batch})", params, macs / 1e9))
+        except Exception as exc:
+            row = _e2e_row(name, "kanpose", 0.0, 0, 0, f"{type(exc).__name__}: {exc}"[:200])
+            row.status = "oom" if _is_oom(exc) else "failed"
+            emit(row)
+        del pipe, model
+    if peers:
+        est = YoloPoseEstimator(detector_weights, conf=0.25, device=dev)
+        est.predict_batch([images[0][1]])
+        persons = 0
+        t = time.perf_counter()
+        for _ in range(passes):
+            for _, img in images:
+                persons += len(est.predict_batch([img])[0][0])
+        _sync(settings.device)
+        emit(_e2e_row(f"{Path(str(est.weights)).stem} (peer)", "ultralytics", time.perf_counter() - t,
+                      len(images) * passes, persons, "one-stage YOLO pose: own boxes + keypoints"))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- run + save
+def run_benchmark(names: list[str], settings: BenchSettings, images: list[tuple[str, np.ndarray]] | None,
+                  images_desc: str = "", peers: bool = True, detector: str = "yolo11n-pose.pt",
+                  on_row: Callable[[BenchRow], None] | None = None,
+                  on_stage: Callable[[str], None] | None = None) -> BenchResult:
+    """Model-only rows for ``names`` (and peers), then end-to-end rows if ``images`` is given.
+
+    Sets ``torch.set_num_threads(settings.threads)`` first (reported). Returns a :class:`BenchResult`.
+    """
+    torch.set_num_threads(settings.threads)
+    env = environment_info(settings.device, settings.threads)
+    result = BenchResult(env, settings.to_dict())
+    if settings.device.type == "cpu":
+        if on_stage:
+            on_stage("measuring the CPU fp32 matmul peak")
+        cpu_peak = measure_cpu_peak_gflops(1024 if settings.quick else 2048, 3 if settings.quick else 5)
+        env["peak_tflops"] = {"fp32": cpu_peak / 1e3}
+        env["peak_source"] = f"measured fp32 torch.mm 2048² with {settings.threads} threads"
+
+        def peak(p):
+            return cpu_peak / 1e3 if p == "fp32" else None
+    else:
+        dname = env["device_name"]
+        env["peak_tflops"] = {p: gpu_peak_tflops(dname, p) for p in settings.precisions}
+        env["peak_source"] = "datasheet (dense)" if any(env["peak_tflops"].values()) else "unknown GPU: no peak"
+
+        def peak(p):
+            return gpu_peak_tflops(dname, p)
+    if on_stage:
+        on_stage("model-only")
+    result.rows += bench_models(names, settings, peers=peers, peak=peak, on_row=on_row, notes=result.notes)
+    if images:
+        if on_stage:
+            on_stage("end-to-end")
+        result.settings["images"] = images_desc
+        result.rows += bench_end_to_end(names, images, settings, detector, peers=peers, on_row=on_row)
+    result.notes += vitpose_comparison(result.rows)
+    return result
+
+
+def vitpose_comparison(rows: list[BenchRow]) -> list[str]:
+    """Sentences comparing our vitpose-s/-b with the transformers twin at each (precision, batch)."""
+    out = []
+    ours = {(r.model, r.precision, r.batch): r for r in rows if r.section == "model" and r.impl == "kanpose"
+            and r.status == "ok"}
+    for r in rows:
+        if r.impl != "transformers" or r.status != "ok":
+            continue
+        o = ours.get((r.model, r.precision, r.batch))
+        if o is None or not o.p50_ms:
+            continue
+        ratio = r.p50_ms / o.p50_ms
+        out.append(f"{r.model} {r.precision} batch {r.batch}: kanpose {o.p50_ms:.1f} ms vs transformers "
+                   f"{r.p50_ms:.1f} ms (p50) -> ours is {ratio:.2f}× the speed of transformers")
+    return out
+
+
+CSV_FIELDS = [f for f in BenchRow.__dataclass_fields__]
+
+
+def write_results(result: BenchResult, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``bench.json`` (env, settings, notes, rows) and ``bench.csv`` (rows; env columns repeated) into
+    ``out_dir`` (created). Returns both paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jpath, cpath = out / "bench.json", out / "bench.csv"
+    jpath.write_text(json.dumps(result.to_dict(), indent=1, default=str))
+    env_cols = ["device_name", "threads", "date", "torch", "kanpose"]
+    with open(cpath, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(CSV_FIELDS + env_cols)
+        for r in result.rows:
+            d = asdict(r)
+            w.writerow([("" if d[k] is None else d[k]) for k in CSV_FIELDS] + [result.env.get(k) for k in env_cols])
+    return jpath, cpath

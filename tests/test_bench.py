@@ -1,0 +1,107 @@
+"""``kanpose bench``: quick mode rows, JSON/CSV output, model selection and errors."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from kanpose_cli.cli.app import app
+from kanpose_cli.core.errors import DeviceError, UsageError
+from kanpose_cli.core.models import create_model, get_spec, list_models
+from kanpose_cli.core.models.complexity import count_params
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: on the shared 2-core machine, 2 OpenMP threads under load stall at barriers (25× slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _small_model() -> str:
+    """A small registered model (fewest params among 256×192-or-smaller AMFACPose variants, else the first)."""
+    names = [n for n in list_models("amfacpose") if "rkan" not in n] or list_models()
+    return min(names, key=lambda n: (get_spec(n).input_size[0] * get_spec(n).input_size[1], n))
+
+
+def test_resolve_models_patterns_and_errors():
+    from kanpose_cli.core.engine.benchmark import parse_int_list, parse_precisions, resolve_models
+
+    names = list_models()
+    assert resolve_models(None) == names
+    fam = get_spec(names[0]).family
+    assert resolve_models(f"{fam}*") == [n for n in names if n.startswith(fam)]
+    assert resolve_models(f"{names[0]},{names[0]}") == [names[0]]
+    with pytest.raises(UsageError, match="no registered model"):
+        resolve_models("not-a-model")
+    assert parse_int_list("8,1,8") == [1, 8]
+    with pytest.raises(UsageError):
+        parse_int_list("0,1")
+    with pytest.raises(DeviceError):
+        parse_precisions("fp32,fp16", torch.device("cpu"))
+
+
+def test_bench_quick_rows_json_csv(tmp_path):
+    """Quick mode, one model + peers, end to end on one bundled sample image: sane rows and both files."""
+    name = _small_model()
+    out = tmp_path / "bench"
+    res = runner.invoke(app, ["bench", "--quick", "--models", name, "--threads", "1", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "model-only" in res.output and "end to end" in res.output
+    data = json.loads((out / "bench.json").read_text())
+    assert data["env"]["device"] == "cpu" and data["env"]["threads"] == 1 and data["env"]["torch"]
+    assert data["env"]["peak_tflops"]["fp32"] > 0
+    rows = data["rows"]
+    model_rows = [r for r in rows if r["section"] == "model"]
+    assert [r["batch"] for r in model_rows] == [1, 2]
+    params = count_params(create_model(name))
+    for r in model_rows:
+        assert r["status"] == "ok" and r["model"] == name and r["impl"] == "kanpose"
+        assert r["params"] == params
+        assert r["p50_ms"] > 0 and r["p90_ms"] >= r["p50_ms"] * 0.999 and r["throughput"] > 0
+        assert r["gmacs"] > 0 and r["tflops"] > 0 and 0 < r["util"] < 5
+    e2e = {r["model"]: r for r in rows if r["section"] == "e2e"}
+    assert name in e2e and any("(peer)" in k for k in e2e) and any(k.startswith("detector") for k in e2e)
+    for r in e2e.values():
+        assert r["status"] == "ok" and r["images"] == 1 and r["images_per_s"] > 0
+        assert r["persons_per_s"] >= 0 and r["persons"] >= 0
+    with open(out / "bench.csv") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == len(rows) and {"model", "p50_ms", "throughput", "device_name"} <= set(table[0])
+
+
+def test_bench_cli_errors():
+    res = runner.invoke(app, ["bench", "--models", "nope-model", "--quick"])
+    assert res.exit_code == 2 and "nope-model" in res.output
+    res = runner.invoke(app, ["bench", "--quick", "--device", "cuda"]) if not torch.cuda.is_available() else None
+    if res is not None:
+        assert res.exit_code == 3 and "CUDA" in res.output
+    res = runner.invoke(app, ["bench", "--quick", "--precision", "fp16", "--models", _small_model()])
+    if not torch.cuda.is_available():
+        assert res.exit_code == 3 and "fp16" in res.output
+
+
+@pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="transformers not installed")
+def test_transformers_vitpose_twin_same_weights():
+    """The transformers VitPose peer computes the same heatmaps as our vitpose-s with the converted weights."""
+    if "vitpose-s" not in list_models():
+        pytest.skip("vitpose-s not registered")
+    from kanpose_cli.core.engine.benchmark import hf_vitpose_twin
+
+    model = create_model("vitpose-s")
+    hf, diff = hf_vitpose_twin(model)
+    x = torch.randn(2, 3, 256, 192)
+    with torch.inference_mode():
+        a, b = hf(pixel_values=x).heatmaps, model.net(x)
+    assert a.shape == b.shape == (2, 17, 64, 48)
+    assert float(b.abs().max()) > 0
+    assert diff < 1e-4 and float((a - b).abs().max()) < 1e-4
