@@ -1,0 +1,199 @@
+"""``kanpose train``: train a pose model on COCO-format keypoint data (single process, or DDP under torchrun)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from kanpose_cli.cli.console import console
+from kanpose_cli.cli.errors import fail, handle_errors
+
+EPILOG = (
+    "Examples:  kanpose train --model amfacpose-r18-256x192 --train-ann train.json --train-images train2017/ "
+    "--val-ann val.json --val-images val2017/ --epochs 20  ·  kanpose train --resume auto  ·  "
+    "torchrun --nproc-per-node 4 -m kanpose_cli train ... --device cuda --amp bf16 --sync-bn  ·  "
+    "--set optim.lr=5e-4 --set sched.type=cosine --set aug=null"
+)
+
+PANEL_DATA, PANEL_OPT, PANEL_RUN = "Data", "Optimisation", "Run"
+
+
+class _RichProgress:
+    """Callback: outer epoch task + inner batch task (loss, lr, img/s, ETA); one summary line per epoch."""
+
+    def __init__(self, quiet: bool = False):
+        from kanpose_cli.cli.console import make_progress  # noqa: PLC0415
+
+        self.quiet = quiet
+        self.progress = make_progress()
+        self.epoch_task = self.batch_task = None
+
+    def on_train_start(self, t):
+        if not self.quiet:
+            self.progress.start()
+        self.epoch_task = self.progress.add_task("epochs", total=t.epochs, completed=t.epoch, info="")
+
+    def on_epoch_start(self, t, epoch, n):
+        if self.batch_task is not None:
+            self.progress.remove_task(self.batch_task)
+        self.batch_task = self.progress.add_task(f"epoch {epoch + 1}/{t.epochs}", total=t.iters_per_epoch,
+                                                 completed=t.iter_in_epoch, info="")
+
+    def on_step_end(self, t, info):
+        self.progress.update(self.batch_task, completed=info["iter"],
+                             info=f"loss {info['mean_loss']:.4g} · lr {info['lr']:.2e} · {info['img_per_s']:.1f} img/s")
+
+    def on_validation_start(self, t):
+        self.progress.update(self.batch_task, info="validating…")
+
+    def on_epoch_end(self, t, row):
+        self.progress.update(self.epoch_task, completed=t.epoch,
+                             info=f"best AP {t.best_ap:.3f}" if t.best_ap >= 0 else "")
+        ap = " · ".join(f"{k} {row[k]:.3f}" for k in ("AP", "AP50", "AP75", "AR") if k in row)
+        self.progress.console.print(f"epoch {row['epoch']}/{t.epochs} · step {row['step']} · loss "
+                                    f"{row['train_loss']:.4g} · lr {row['lr']:.2e} · {row['img_per_s']:.1f} img/s · "
+                                    f"{row['time_s']:.0f} s" + (f" · {ap}" if ap else ""))
+
+    def on_train_end(self, t, summary):
+        self.progress.stop()
+
+    def on_validation_end(self, t):  # pragma: no cover - not a Trainer hook; kept for symmetry
+        pass
+
+
+@handle_errors
+def train(
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model to train (see `kanpose models`).",
+                                                 rich_help_panel="Model")] = None,
+    weights: Annotated[Optional[Path], typer.Option(
+        "--weights", "-w", help="Initialise from a kanpose .safetensors checkpoint (fine-tuning).",
+        rich_help_panel="Model")] = None,
+    train_ann: Annotated[Optional[List[Path]], typer.Option(
+        "--train-ann", help="COCO keypoint JSON for training (repeat for several sets).", rich_help_panel=PANEL_DATA)] = None,
+    train_images: Annotated[Optional[List[Path]], typer.Option(
+        "--train-images", help="Image folder of each --train-ann (one for all, or one per file).",
+        rich_help_panel=PANEL_DATA)] = None,
+    val_ann: Annotated[Optional[Path], typer.Option("--val-ann", help="COCO keypoint JSON for validation AP.",
+                                                    rich_help_panel=PANEL_DATA)] = None,
+    val_images: Annotated[Optional[Path], typer.Option("--val-images", help="Image folder of --val-ann.",
+                                                       rich_help_panel=PANEL_DATA)] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Epochs (default: the recipe's).",
+                                                  rich_help_panel=PANEL_OPT)] = None,
+    batch: Annotated[Optional[int], typer.Option("--batch", min=1, help="Batch size per process.",
+                                                 rich_help_panel=PANEL_OPT)] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", min=0.0, help="Base learning rate.",
+                                                rich_help_panel=PANEL_OPT)] = None,
+    amp: Annotated[Optional[str], typer.Option("--amp", help="Mixed precision: none, bf16 or fp16 (CUDA).",
+                                               rich_help_panel=PANEL_OPT)] = None,
+    no_aug: Annotated[bool, typer.Option("--no-aug", help="Disable augmentation (plain box crops).",
+                                         rich_help_panel=PANEL_OPT)] = False,
+    sync_bn: Annotated[bool, typer.Option("--sync-bn", help="SyncBatchNorm across DDP processes.",
+                                          rich_help_panel=PANEL_OPT)] = False,
+    sets: Annotated[Optional[List[str]], typer.Option(
+        "--set", help="Override any recipe key: --set optim.weight_decay=0.05 (repeatable; JSON values).",
+        rich_help_panel=PANEL_OPT)] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="DataLoader worker processes.",
+                                                   rich_help_panel=PANEL_RUN)] = None,
+    device: Annotated[Optional[str], typer.Option("--device", "-d", help="cpu, cuda or cuda:N (DDP: cuda = one "
+                                                  "GPU per local rank).", rich_help_panel=PANEL_RUN)] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.", rich_help_panel=PANEL_RUN)] = None,
+    val_every: Annotated[Optional[int], typer.Option("--val-every", min=1, help="Validate every N epochs.",
+                                                     rich_help_panel=PANEL_RUN)] = None,
+    resume: Annotated[Optional[str], typer.Option(
+        "--resume", help="Continue a run: auto (newest under --project), a run folder, or a state/last.pt file.",
+        rich_help_panel=PANEL_RUN)] = None,
+    project: Annotated[Path, typer.Option("--project", help="Parent of the auto-numbered run folders.",
+                                          rich_help_panel=PANEL_RUN)] = Path("runs/train"),
+    show_config: Annotated[bool, typer.Option("--show-config", help="Print the effective config and exit.",
+                                              rich_help_panel=PANEL_RUN)] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress (one line per epoch).",
+                                        rich_help_panel=PANEL_RUN)] = False,
+):
+    """Train a pose model (recipe per family, CLI overrides, resumable checkpoints, DDP via torchrun)."""
+    import json  # noqa: PLC0415
+
+    import torch.distributed as dist  # noqa: PLC0415
+
+    from kanpose_cli.core.data.writers import next_run_dir  # noqa: PLC0415
+    from kanpose_cli.core.engine import trainer as T  # noqa: PLC0415
+    from kanpose_cli.core.engine.weights import DEFAULT_MODEL  # noqa: PLC0415
+
+    rank, world, _ = T.dist_info()
+    state = None
+    if resume is not None:
+        path = T.find_resume_state(resume, project)
+        state = T.load_state(path)
+        run_dir = path.parent.parent
+        if epochs is not None:
+            state["config"]["epochs"] = int(epochs)
+        console.print(f"resuming {run_dir} from epoch {state['epoch']} step {state['step']}"
+                      + (f" (iteration {state['iter_in_epoch']} of the epoch)" if state.get("iter_in_epoch") else ""))
+        cfg = state["config"]
+    else:
+        cfg = T.recipe_for_model(model or DEFAULT_MODEL)
+        if train_ann:
+            imgs = list(train_images or [])
+            if len(imgs) == 1:
+                imgs = imgs * len(train_ann)
+            if len(imgs) != len(train_ann):
+                raise fail(f"give one --train-images for all --train-ann or one per file "
+                           f"({len(train_ann)} annotation files, {len(imgs)} image folders)", 2)
+            for a, i in zip(train_ann, imgs):
+                if not a.is_file():
+                    raise fail(f"annotation file not found: {a}", 1)
+                if not i.is_dir():
+                    raise fail(f"images folder not found: {i}", 1)
+            cfg["data"]["train"] = [{"ann": str(a.resolve()), "images": str(i.resolve())} for a, i in zip(train_ann, imgs)]
+        if val_ann is not None:
+            if not val_ann.is_file():
+                raise fail(f"validation annotation file not found: {val_ann}", 1)
+            if val_images is None or not val_images.is_dir():
+                raise fail(f"--val-ann needs --val-images (an existing folder); got {val_images}", 2)
+            cfg["data"]["val"] = {"ann": str(val_ann.resolve()), "images": str(val_images.resolve())}
+        for key, value in (("epochs", epochs), ("batch", batch), ("workers", workers), ("seed", seed),
+                           ("device", device), ("amp", amp)):
+            if value is not None:
+                cfg[key] = value
+        if lr is not None:
+            cfg["optim"]["lr"] = lr
+        if no_aug:
+            cfg["aug"] = None
+        if sync_bn:
+            cfg["sync_bn"] = True
+        if val_every is not None:
+            cfg["val"]["every"] = val_every
+        if weights is not None:
+            cfg["init"] = str(weights.resolve())
+        cfg = T.apply_overrides(cfg, sets)
+        if show_config:
+            typer.echo(json.dumps(cfg, indent=1))
+            raise typer.Exit(0)
+        if not cfg["data"].get("train"):
+            raise fail("no training data: give --train-ann FILE --train-images DIR (or --resume)", 2)
+        run_dir = None
+        if rank == 0:
+            run_dir = next_run_dir(project)
+    if state is None and world > 1:
+        dev_name = str(cfg.get("device", "cpu"))
+        T.init_distributed(dev_name)
+        holder = [str(run_dir) if run_dir else None]
+        dist.broadcast_object_list(holder, src=0)
+        run_dir = Path(holder[0])
+    callbacks = [_RichProgress(quiet)] if rank == 0 else []
+    trainer = T.Trainer(cfg, run_dir, callbacks=callbacks, state=state)
+    if rank == 0:
+        console.print(f"[bold]kanpose train[/] · {trainer.model.name} · {len(trainer.dataset)} persons · "
+                      f"{trainer.epochs} epochs × {trainer.iters_per_epoch} iters · batch {trainer.batch_size}×"
+                      f"{trainer.world} · device {trainer.device} · amp {trainer.amp} · run {run_dir}")
+        if cfg["data"].get("val") is None:
+            console.print("[yellow]warning:[/] no --val-ann: no validation AP; best.safetensors will not be written")
+    summary = trainer.fit()
+    if rank == 0:
+        best = f"best AP {summary['best_ap']:.3f} (epoch {summary['best_epoch']})" if summary["best"] else "no validation"
+        console.print(f"done: {summary['epochs']} epochs, {summary['step']} steps, {summary['wall_s'] / 60:.1f} min · "
+                      f"{best} · weights in {run_dir / 'weights'}")
+    if world > 1 and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
