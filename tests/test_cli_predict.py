@@ -93,7 +93,7 @@ def test_folder_with_bad_files_reports_skips_and_processes_the_rest(tmp_path, sm
     (["{small}", "--model", "nosuchmodel"], 2, "unknown model"),
     (["{small}", "--weights", "missing.safetensors"], 3, "weights file not found"),
     (["{small}", "--weights", "{otherckpt}", "--model", "amfacpose-r34"], 3, "holds weights of"),
-    (["{small}"], 3, "has no trained weights yet"),
+    (["{small}", "--model", "amfacpose-r34"], 3, "has no trained weights yet"),
     (["{small}", "--boxes", "nope.json"], 1, "boxes file not found"),
 ])
 def test_bad_inputs_give_one_line_and_nonzero_exit(tmp_path, small_image, args, code, message):
@@ -158,6 +158,14 @@ def test_boxes_file_and_glob_source(tmp_path, small_image):
     assert r.exit_code == 0, r.stderr
     data = json.loads((tmp_path / "out" / "exp1" / "000000000785.json").read_text())
     assert [i["bbox"] for i in data["instances"]] == [[20, 200, 120, 450], [300, 190, 380, 430]]
+
+
+def test_default_model_uses_the_shipped_checkpoint(tmp_path, small_image):
+    r = run(small_image, "--detector", "none", "--save-dir", tmp_path / "out")
+    assert r.exit_code == 0, r.stderr
+    data = json.loads((tmp_path / "out" / "exp1" / "bus_small.json").read_text())
+    assert data["model"] == "amfacpose-r18-256x192"
+    assert data["weights"] == "amfacpose-r18-256x192-cocomini.safetensors"
 
 
 def test_trained_checkpoint_is_used_and_named(tmp_path, small_image):
