@@ -30,25 +30,21 @@ def root(version: bool = typer.Option(False, "--version", callback=_version, is_
 
 
 def _register() -> None:
+    from kanpose_cli.cli import bench as bench_cmd  # noqa: PLC0415
+    from kanpose_cli.cli import eval as eval_cmd  # noqa: PLC0415
+    from kanpose_cli.cli import export as export_cmd  # noqa: PLC0415
+    from kanpose_cli.cli import label as label_cmd  # noqa: PLC0415
     from kanpose_cli.cli import models as models_cmd  # noqa: PLC0415
     from kanpose_cli.cli import predict as predict_cmd  # noqa: PLC0415
-
-    app.command("predict", epilog=predict_cmd.EPILOG)(predict_cmd.predict)
-    app.command("models", epilog=models_cmd.EPILOG)(models_cmd.models)
-    from kanpose_cli.cli import eval as eval_cmd  # noqa: PLC0415
-
-    app.add_typer(eval_cmd.eval_app, name="eval")
-    from kanpose_cli.cli import label as label_cmd  # noqa: PLC0415
-
-    app.command("label", epilog=label_cmd.EPILOG)(label_cmd.label)
     from kanpose_cli.cli import train as train_cmd  # noqa: PLC0415
 
+    app.command("predict", epilog=predict_cmd.EPILOG)(predict_cmd.predict)
+    app.add_typer(eval_cmd.eval_app, name="eval")
     app.command("train", epilog=train_cmd.EPILOG)(train_cmd.train)
-    from kanpose_cli.cli import bench as bench_cmd  # noqa: PLC0415
-    from kanpose_cli.cli import export as export_cmd  # noqa: PLC0415
-
+    app.command("label", epilog=label_cmd.EPILOG)(label_cmd.label)
     app.command("bench", epilog=bench_cmd.EPILOG)(bench_cmd.bench)
     app.command("export", epilog=export_cmd.EPILOG)(export_cmd.export)
+    app.command("models", epilog=models_cmd.EPILOG)(models_cmd.models)
 
 
 _register()
