@@ -26,3 +26,15 @@ def unlabeled_images() -> Path:
     if not path.is_dir():
         pytest.skip(f"unlabelled COCO images not found at {path}")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module: on a shared 2-core machine, 2 OpenMP threads under load stall at
+    barriers (measured 25× slower). Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

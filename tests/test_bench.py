@@ -18,13 +18,7 @@ from kanpose_cli.core.models.complexity import count_params
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on the shared 2-core machine, 2 OpenMP threads under load stall at barriers (25× slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _small_model() -> str:

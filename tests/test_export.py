@@ -21,13 +21,7 @@ FAMILIES = sorted({get_spec(n).family for n in list_models()})
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on the shared 2-core machine, 2 OpenMP threads under load stall at barriers (25× slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 _SMALL: dict[str, str] = {}
 

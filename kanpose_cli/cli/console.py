@@ -17,3 +17,18 @@ def make_progress(transient: bool = False) -> Progress:
         TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
         console=console, transient=transient,
     )
+
+
+def frame_reporter(progress: Progress, task):
+    """Per-frame callback ``(frame, persons)`` for predict/label: advances ``task`` with a running person count,
+    and prints ``skipped PATH: reason`` when ``persons`` is None (the frame could not be read)."""
+    total = {"persons": 0}
+
+    def report(frame, persons: int | None) -> None:
+        if persons is None:
+            progress.console.print(f"[yellow]skipped[/] {frame.path}: {frame.error}")
+        else:
+            total["persons"] += persons
+        progress.update(task, advance=1, info=f"{total['persons']} persons")
+
+    return report

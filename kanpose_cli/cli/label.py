@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from kanpose_cli.cli.console import console, make_progress
+from kanpose_cli.cli.console import console, frame_reporter, make_progress
 from kanpose_cli.cli.errors import fail, handle_errors
 from kanpose_cli.cli.options import BatchOpt, ConfOpt, DetectorOpt, DeviceOpt, ModelOpt, WeightsOpt
 
@@ -75,16 +75,7 @@ def label(
     console.print(f"[bold]kanpose label[/] · {src.description} · teacher {t.name} · box ≥ {box_thr} · "
                   f"keypoints ≥ {kpt_thr}")
     with make_progress() as progress:
-        task = progress.add_task("label", total=src.total(), info="")
-        count = {"persons": 0}
-
-        def on_frame(frame, n):
-            if n is None:
-                progress.console.print(f"[yellow]skipped[/] {frame.path}: {frame.error}")
-            else:
-                count["persons"] += n
-            progress.update(task, advance=1, info=f"{count['persons']} persons")
-
+        on_frame = frame_reporter(progress, progress.add_task("label", total=src.total(), info=""))
         coco, summary = label_images(src, t, root, box_thr=box_thr, kpt_thr=kpt_thr, min_keypoints=min_kpts,
                                      on_frame=on_frame)
     write_json_atomic(out, coco)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from kanpose_cli.cli.console import console, make_progress
+from kanpose_cli.cli.console import console, frame_reporter, make_progress
 from kanpose_cli.cli.errors import fail, handle_errors
 from kanpose_cli.cli.options import BatchOpt, ConfOpt, DetectorOpt, DeviceOpt, HalfOpt, ModelOpt, WeightsOpt
 
@@ -88,15 +88,10 @@ def predict(
     if random_weights:
         console.print("[yellow]warning:[/] random weights: the keypoints are meaningless (for tests and benchmarks)")
     with make_progress() as progress:
-        task = progress.add_task("predict", total=src.total(), info="")
-        persons = {"n": 0}
+        report = frame_reporter(progress, progress.add_task("predict", total=src.total(), info=""))
 
         def on_frame(frame, result):
-            if result is None:
-                progress.console.print(f"[yellow]skipped[/] {frame.path}: {frame.error}")
-            else:
-                persons["n"] += len(result)
-            progress.update(task, advance=1, info=f"{persons['n']} persons")
+            report(frame, None if result is None else len(result))
 
         summary = run_predict(src, det, pipeline, writer, on_frame=on_frame, show=show)
     what = "frames" if src.is_stream else "images"
