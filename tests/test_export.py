@@ -34,7 +34,7 @@ def smallest_variant(family: str) -> str:
             try:  # cheap: no memory, no init
                 with torch.device("meta"):
                     params = count_params(create_model(name))
-            except Exception:  # some builders compute values at build time (meta tensors refuse .item())
+            except Exception:  # noqa: BLE001 - some builders compute values at build time (meta tensors refuse .item())
                 params = count_params(create_model(name))
             return params, spec.input_size[0] * spec.input_size[1], name
         _SMALL[family] = min(list_models(family), key=key)

@@ -8,7 +8,7 @@ import pytest
 from kanpose_cli.core.codecs import SimCCCodec
 from kanpose_cli.core.data.transforms import (box_to_center_size, crop_to_image, get_warp_matrix, invert_warp,
                                               transform_points)
-from kanpose_cli.core.data.keypoints import COCO17
+from kanpose_cli.core.keypoints import COCO17
 
 
 def test_keypoint_metadata_is_consistent():
@@ -37,7 +37,8 @@ def test_warp_matrix_inverse_is_exact(udp, rotation):
     assert np.abs(back - pts).max() < 1e-9
     if rotation == 0:
         crop = transform_points(pts, m)
-        closed_form = crop_to_image(crop[None], np.array([[320.5, 240.25]]), np.array([[150.0, 200.0]]), (192, 256), udp)
+        closed_form = crop_to_image(crop[None], np.array([[320.5, 240.25]]), np.array([[150.0, 200.0]]),
+                                    (192, 256), udp)
         assert np.abs(closed_form[0] - pts).max() < 1e-9
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from kanpose_cli.core.codecs import SimCCCodec, build_codec
-from kanpose_cli.core.data.keypoints import COCO17
+from kanpose_cli.core.keypoints import COCO17
 from kanpose_cli.core.models.losses import KLDiscretLoss
 
 

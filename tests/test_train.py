@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 from kanpose_cli.cli.app import app
 from kanpose_cli.core.data.augment import AugmentConfig, augment_instance, flip_instance
 from kanpose_cli.core.data.dataset import TopDownDataset, collate, load_coco_instances, subset_annotations
-from kanpose_cli.core.data.keypoints import COCO17
 from kanpose_cli.core.engine import trainer as T
 from kanpose_cli.core.errors import UsageError
+from kanpose_cli.core.keypoints import COCO17
 from kanpose_cli.core.models.registry import create_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,7 +128,10 @@ def test_param_groups_layer_decay_and_no_decay():
     groups = T.param_groups(m, 0.1, layer_decay=0.5)
     by_param = {id(p): g for g in groups for p in g["params"]}
     named = dict(m.named_parameters())
-    g = lambda n: by_param[id(named[n])]  # noqa: E731
+
+    def g(n):
+        return by_param[id(named[n])]
+
     assert g("backbone.patch_embed.weight")["lr_scale"] == pytest.approx(0.5 ** 4)  # L = 3 blocks: rate^(L+1)
     assert g("backbone.blocks.0.fc.weight")["lr_scale"] == pytest.approx(0.5 ** 3)
     assert g("backbone.blocks.2.fc.weight")["lr_scale"] == pytest.approx(0.5 ** 1)
@@ -280,8 +283,8 @@ def test_cli_resume_of_a_killed_subprocess(sub8, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     base = [sys.executable, "-m", "kanpose_cli", "train", "--model", "amfacpose-r18-256x192",
             "--train-ann", str(ann), "--train-images", str(images), "--epochs", "2", "--batch", "4", "--workers", "0",
-            "--no-aug", "--project", str(tmp_path / "runs"), "-q", "--set", "model_overrides.input_size=[128,96]", "--set", "model_overrides.maxpool=true",
-            "--set", "save_every_steps=1"]
+            "--no-aug", "--project", str(tmp_path / "runs"), "-q", "--set", "model_overrides.input_size=[128,96]",
+            "--set", "model_overrides.maxpool=true", "--set", "save_every_steps=1"]
     proc = subprocess.Popen(base, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     state_file = tmp_path / "runs" / "exp1" / "state" / "last.pt"
     import time
@@ -311,7 +314,8 @@ def test_ddp_two_cpu_processes_gloo(sub8, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "kanpose_cli", "train", "--model", "amfacpose-r18-256x192", "--train-ann", str(ann),
            "--train-images", str(images), "--epochs", "1", "--batch", "2", "--workers", "0", "--no-aug",
-           "--project", str(tmp_path / "runs"), "-q", "--set", "model_overrides.input_size=[128,96]", "--set", "model_overrides.maxpool=true"]
+           "--project", str(tmp_path / "runs"), "-q", "--set", "model_overrides.input_size=[128,96]",
+           "--set", "model_overrides.maxpool=true"]
     res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=420)
     assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-3000:])
     runs = sorted((tmp_path / "runs").iterdir())

@@ -12,8 +12,8 @@ import torch
 
 from kanpose_cli.core.codecs import CODECS, build_codec
 from kanpose_cli.core.data import transforms as T
-from kanpose_cli.core.data.keypoints import get_keypoint_set
 from kanpose_cli.core.errors import WeightsError
+from kanpose_cli.core.keypoints import get_keypoint_set
 from kanpose_cli.core.models import create_model, get_spec
 from kanpose_cli.core.models.backbones.vit import ViT
 from kanpose_cli.core.models.complexity import count_params

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from kanpose_cli import __version__
+from kanpose_cli.core.logs import silence_third_party_logs
 
 app = typer.Typer(
     name="kanpose",
@@ -27,16 +28,17 @@ def _version(value: bool):
 def root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                       help="Print the version and exit.")):
     """kanpose command line."""
+    silence_third_party_logs()  # before any command imports OpenCV or ultralytics: kanpose's errors stand alone
 
 
 def _register() -> None:
-    from kanpose_cli.cli import bench as bench_cmd  # noqa: PLC0415
-    from kanpose_cli.cli import eval as eval_cmd  # noqa: PLC0415
-    from kanpose_cli.cli import export as export_cmd  # noqa: PLC0415
-    from kanpose_cli.cli import label as label_cmd  # noqa: PLC0415
-    from kanpose_cli.cli import models as models_cmd  # noqa: PLC0415
-    from kanpose_cli.cli import predict as predict_cmd  # noqa: PLC0415
-    from kanpose_cli.cli import train as train_cmd  # noqa: PLC0415
+    from kanpose_cli.cli import bench as bench_cmd
+    from kanpose_cli.cli import eval as eval_cmd
+    from kanpose_cli.cli import export as export_cmd
+    from kanpose_cli.cli import label as label_cmd
+    from kanpose_cli.cli import models as models_cmd
+    from kanpose_cli.cli import predict as predict_cmd
+    from kanpose_cli.cli import train as train_cmd
 
     app.command("predict", epilog=predict_cmd.EPILOG)(predict_cmd.predict)
     app.add_typer(eval_cmd.eval_app, name="eval")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from kanpose_cli.cli.console import console, stdout
+from kanpose_cli.cli.console import console, print_table, stdout
 from kanpose_cli.cli.errors import handle_errors
 from kanpose_cli.cli.options import DeviceOpt
 
@@ -73,10 +73,10 @@ def bench(
     End-to-end rows time detector + crops + pose + decode per in-memory image. GMACs = multiply-accumulates
     (papers' "GFLOPs"); utilisation = 2·MACs/s ÷ device peak (measured fp32 matmul on CPU, datasheet on GPU).
     """
-    import torch  # noqa: PLC0415
+    import torch
 
-    from kanpose_cli.core.device import select_device  # noqa: PLC0415
-    from kanpose_cli.core.engine import benchmark as B  # noqa: PLC0415
+    from kanpose_cli.core.device import select_device
+    from kanpose_cli.core.engine import benchmark as B
 
     dev = select_device(device)
     names = B.resolve_models(models)
@@ -90,7 +90,7 @@ def bench(
         min_iters=1 if quick else 3,
         max_seconds=max_time if max_time is not None else (1.0 if quick else (8.0 if not cuda else 5.0)),
         threads=threads or torch.get_num_threads(), quick=quick)
-    import os  # noqa: PLC0415
+    import os
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if dev.type == "cpu" and load > (os.cpu_count() or 1):
@@ -123,10 +123,8 @@ def bench(
 
 def render(result) -> None:
     """Print the settings, model-only and end-to-end tables (rich) to stdout."""
-    from rich.console import Console  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
-    out = stdout if stdout.is_terminal and stdout.width >= 140 else Console(highlight=False, width=160)
     env, s = result.env, result.settings
     head = Table(title="kanpose bench · settings", show_header=False)
     head.add_column("key", style="bold")
@@ -144,7 +142,7 @@ def render(result) -> None:
                  ("end-to-end timed", f"YOLO detection + crops + pose + decode per in-memory image "
                   f"({s.get('images', 'not run')})")]:
         head.add_row(str(k), str(v))
-    out.print(head)
+    print_table(head)
     t = Table(title="model-only (GMACs = multiply-accumulates; util = achieved FLOP/s ÷ peak)")
     for col in ["model", "impl", "prec", "batch", "params M", "GMACs", "p50 ms", "p90 ms", "img/s", "TFLOP/s",
                 "util %", "status"]:
@@ -155,7 +153,7 @@ def render(result) -> None:
         t.add_row(r.model, r.impl, r.precision, str(r.batch), _fmt(r.params, ".2f", 1e-6), _fmt(r.gmacs, ".2f"),
                   _fmt(r.p50_ms), _fmt(r.p90_ms), _fmt(r.throughput), _fmt(r.tflops, ".3f"), _fmt(r.util, ".1f", 100),
                   r.status if r.status == "ok" else f"{r.status}: {r.note[:40]}")
-    out.print(t)
+    print_table(t)
     e2e_rows = [r for r in result.rows if r.section == "e2e"]
     if e2e_rows:
         t = Table(title="end to end (detector + pose, per image, fp32, batch ≤ 32 crops)")
@@ -165,6 +163,6 @@ def render(result) -> None:
             t.add_row(r.model, r.impl, _fmt(r.images, "d"), _fmt(r.persons, "d"), _fmt(r.ms_per_image),
                       _fmt(r.images_per_s, ".2f"), _fmt(r.persons_per_s, ".2f"),
                       r.status if r.status == "ok" else f"{r.status}: {r.note[:40]}")
-        out.print(t)
+        print_table(t)
     for n in result.notes:
-        out.print(f"note: {n}")
+        stdout.print(f"note: {n}", soft_wrap=True)

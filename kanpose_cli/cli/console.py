@@ -1,7 +1,13 @@
-"""Rich output for the CLI: one stderr console for logs/progress (stdout stays clean), progress factory, tables."""
+"""Rich output for the CLI: one stderr console for logs/progress (stdout stays clean), progress factory, tables,
+and plain JSON/CSV for machine-readable output."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
@@ -32,3 +38,36 @@ def frame_reporter(progress: Progress, task):
         progress.update(task, advance=1, info=f"{total['persons']} persons")
 
     return report
+
+
+def print_table(table, target: Console | None = None) -> None:
+    """Print a rich table (or grid) with every cell in full.
+
+    Rich fits a table to the console width and cuts the cells that do not fit to ``…``; a pipe or a file counts as
+    80 columns (or ``$COLUMNS``). So when the table's natural width is more than the console's, it is printed at
+    its natural width instead (colours and styles as the console would use them). ``target``: default stdout.
+    """
+    target = target or stdout
+    needed = target.measure(table, options=target.options.update_width(100_000)).maximum
+    if needed <= target.width:
+        target.print(table)
+        return
+    wide = Console(file=target.file, width=needed, highlight=False, color_system=target.color_system,
+                   force_terminal=target.is_terminal, no_color=target.no_color, legacy_windows=False)
+    wide.print(table)
+
+
+def print_json(data) -> None:
+    """Print ``data`` as plain indented JSON on stdout (no colours, no wrapping: for machines and pipes)."""
+    typer.echo(json.dumps(data, indent=1, ensure_ascii=False, default=str))
+
+
+def print_csv(rows: list[dict]) -> None:
+    """Print ``rows`` (flat dicts, same keys) as CSV with a header line on stdout; nothing for no rows."""
+    if not rows:
+        return
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    typer.echo(buf.getvalue(), nl=False)

@@ -37,7 +37,7 @@ def handle_errors(func):
             raise fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
-        except Exception as exc:  # last resort: still one line, never a traceback unless asked
+        except Exception as exc:  # noqa: BLE001 - last resort: still one line, never a traceback unless asked
             if os.environ.get("KANPOSE_DEBUG"):
                 traceback.print_exc()
             raise fail(f"{type(exc).__name__}: {exc} (set KANPOSE_DEBUG=1 for the traceback)", 1) from None

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from kanpose_cli.cli.console import console, make_progress, stdout
+from kanpose_cli.cli.console import console, make_progress, print_table, stdout
 from kanpose_cli.cli.errors import fail, handle_errors
 from kanpose_cli.cli.options import BatchOpt, DeviceOpt, ModelOpt, WeightsOpt
 
@@ -30,8 +30,8 @@ METRIC_ROWS = (("AP", ("AP", "AP50", "AP75", "APM", "APL")), ("AR", ("AR", "AR50
 def _resolve_data(data: Optional[Path], split: str, ann: Optional[Path], images: Optional[Path],
                   need_images: bool) -> tuple[Path, Optional[Path]]:
     """``--data DIR`` (standard layout) or ``--ann FILE --images DIR`` -> (annotation file, images folder)."""
-    from kanpose_cli.core.data.coco import standard_layout  # noqa: PLC0415
-    from kanpose_cli.core.errors import UsageError  # noqa: PLC0415
+    from kanpose_cli.core.data.coco import standard_layout
+    from kanpose_cli.core.errors import UsageError
 
     if data is not None and (ann is not None or images is not None):
         raise UsageError("give either --data DIR or --ann FILE --images DIR, not both")
@@ -54,7 +54,7 @@ def _resolve_data(data: Optional[Path], split: str, ann: Optional[Path], images:
 
 
 def _parse_ids(text: Optional[str]) -> Optional[list[int]]:
-    from kanpose_cli.core.errors import UsageError  # noqa: PLC0415
+    from kanpose_cli.core.errors import UsageError
 
     if text is None:
         return None
@@ -65,18 +65,18 @@ def _parse_ids(text: Optional[str]) -> Optional[list[int]]:
 
 
 def _print_settings(rows: dict) -> None:
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
     for key, value in rows.items():
         grid.add_row(key, str(value))
-    console.print(grid)
+    print_table(grid, console)
 
 
 def _print_metrics(report: dict, title: str) -> None:
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
     stdout.print(f"[bold]{title}[/]", soft_wrap=True)
     table = Table()
@@ -85,7 +85,81 @@ def _print_metrics(report: dict, title: str) -> None:
         table.add_column(head, justify="right")
     for label, keys in METRIC_ROWS:
         table.add_row(label, *(f"{100 * report[k]:.1f}" if report[k] >= 0 else "–" for k in keys))
-    stdout.print(table)
+    print_table(table)
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}" if whole else "–"
+
+
+def _analyze(coco_gt, results, run_dir, ids, skipped, images_dir) -> None:
+    """Run the error analysis of one evaluation (core: :func:`analysis.analyze_run`) and print it."""
+    from kanpose_cli.core.engine import analysis
+
+    result, paths = analysis.analyze_run(coco_gt, results, run_dir, image_ids=ids, skipped_paths=skipped,
+                                         images_dir=images_dir)
+    _print_analysis(result.report)
+    plots = ", ".join(p.name for k, p in paths.items() if k != "analysis")
+    console.print(f"analysis in {paths['analysis']} · plots: {plots}"
+                  + ("" if "worst_examples" in paths else " (no worst-examples grid: give the images folder)"))
+
+
+def _print_analysis(report: dict) -> None:
+    """Rich tables of ``analysis.json``: keypoint classes per size, detections, AP per correction, per keypoint."""
+    from rich.table import Table
+
+    from kanpose_cli.core.engine.analysis import CLASSES, SIZES, STEP_LABELS
+
+    th, kp = report["thresholds"], report["keypoints"]
+    table = Table(title=f"Keypoints of matched persons (OKS ≥ {th['match_oks']:g}): count (%)",
+                  title_justify="left")
+    table.add_column("class", style="bold")
+    for size in SIZES:
+        table.add_column(size, justify="right")
+    for name in CLASSES:
+        table.add_row(name, *(f"{kp[s][name]} ({_pct(kp[s][name], kp[s]['labelled'])})" for s in SIZES))
+    table.add_row("labelled", *(str(kp[s]["labelled"]) for s in SIZES), style="dim")
+    print_table(table)
+    stdout.print(f"good: ks ≥ {th['good_ks']:g} · jitter: {th['proximity_ks']:g} ≤ ks < {th['good_ks']:g} · "
+                 f"inversion / swap: ks < {th['proximity_ks']:g} but ≥ {th['proximity_ks']:g} to the mirrored keypoint"
+                 f" / to another person · miss: none of these", style="dim", soft_wrap=True)
+
+    det, per = report["detections"], report["persons"]
+    grid = Table(title="Detections and persons", title_justify="left")
+    grid.add_column("", style="bold")
+    grid.add_column("count", justify="right")
+    for label, value in (("detections evaluated (top 20 per image)", det["evaluated"]),
+                         ("matched to a person (OKS ≥ 0.1)", det["matched"]),
+                         ("background false positives", det["background_fp"]), ("duplicates", det["duplicate"]),
+                         ("persons (non-crowd, labelled)", per["total"]), ("false negatives", per["false_negative"]),
+                         ("scoring errors", report["scoring_errors"])):
+        grid.add_row(label, str(value))
+    print_table(grid)
+
+    steps = Table(title="AP after correcting each error type (%): cumulative, and that type alone",
+                  title_justify="left")
+    steps.add_column("step", style="bold")
+    for head in ("AP", "Δ AP", "alone", "Δ alone", "AP50", "AP75", "AP10", "AP(M)", "AP(L)"):
+        steps.add_column(head, justify="right")
+    base = report["ap_steps"][0]["AP"]
+    prev, alone = None, {row["step"]: row["AP"] for row in report.get("ap_alone", [])}
+    for row in report["ap_steps"]:
+        cells = [f"{100 * row[k]:.1f}" if row[k] >= 0 else "–" for k in ("AP", "AP50", "AP75", "AP10", "APM", "APL")]
+        delta = "" if prev is None else f"{100 * (row['AP'] - prev):+.1f}"
+        own = alone.get(row["step"])
+        steps.add_row(STEP_LABELS[row["step"]], cells[0], delta, "" if own is None else f"{100 * own:.1f}",
+                      "" if own is None else f"{100 * (own - base):+.1f}", *cells[1:])
+        prev = row["AP"]
+    print_table(steps)
+
+    per_kpt = Table(title="Per keypoint: count of each error (good in % of labelled)", title_justify="left")
+    per_kpt.add_column("keypoint", style="bold")
+    for head in ("labelled", "good %", "jitter", "inversion", "swap", "miss"):
+        per_kpt.add_column(head, justify="right")
+    for row in report["per_keypoint"]:
+        per_kpt.add_row(row["keypoint"], str(row["labelled"]), _pct(row["good"], row["labelled"]),
+                        *(str(row[c]) for c in ("jitter", "inversion", "swap", "miss")))
+    print_table(per_kpt)
 
 
 @handle_errors
@@ -125,18 +199,22 @@ def coco(
     batch: BatchOpt = 32,
     save_dir: Annotated[Path, typer.Option("--save-dir", help="Parent of the auto-numbered run folder.",
                                            rich_help_panel="Output")] = Path("runs/eval"),
+    analyze: Annotated[bool, typer.Option(
+        "--analyze", help="Also diagnose the errors (Ronchi & Perona 2017): jitter / inversion / swap / miss per "
+        "keypoint and size, AP after correcting each error type, plots; writes analysis.json and PNGs.",
+        rich_help_panel="Output")] = False,
 ):
     """COCO keypoint AP (pycocotools) of a pose model, the YOLO-pose peer (--model yolo:NAME), or a results file.
 
     Protocol: boxes from --boxes, flip test, rescoring (box score × mean keypoint score > 0.2), OKS-NMS 0.9.
     Writes results.json and metrics.json (with the exact settings) to an auto-numbered folder.
     """
-    from kanpose_cli.core.data.writers import next_run_dir  # noqa: PLC0415 (keep `--help` fast)
-    from kanpose_cli.core.device import select_device  # noqa: PLC0415
-    from kanpose_cli.core.engine import evaluator  # noqa: PLC0415
-    from kanpose_cli.core.errors import UsageError  # noqa: PLC0415
+    from kanpose_cli.core.io import next_run_dir  # lazy: keep `--help` fast
+    from kanpose_cli.core.device import select_device
+    from kanpose_cli.core.engine import evaluator
+    from kanpose_cli.core.errors import UsageError
 
-    from kanpose_cli.core.data.coco import CocoKeypointData  # noqa: PLC0415
+    from kanpose_cli.core.data.coco import CocoKeypointData
 
     ids = _parse_ids(image_ids)
     ann_file, images_dir = _resolve_data(data, split, ann, images, need_images=results is None)
@@ -160,6 +238,8 @@ def coco(
         evaluator.write_metrics(run_dir / "metrics.json", report)
         _print_metrics(report, f"COCO keypoints · {results.name} · {report['num_results']} results")
         console.print(f"metrics in {run_dir / 'metrics.json'}")
+        if analyze:
+            _analyze(dataset.coco, dets, run_dir, ids, (), images_dir)
         return
 
     dev = select_device(device)
@@ -176,15 +256,15 @@ def coco(
 
     pose = estimator = None
     if is_yolo:
-        from kanpose_cli.core.detect.yolo import YoloPoseEstimator  # noqa: PLC0415 (the ultralytics import)
-        from kanpose_cli.core.errors import WeightsError  # noqa: PLC0415
+        from kanpose_cli.core.detect.yolo import YoloPoseEstimator
+        from kanpose_cli.core.errors import WeightsError
 
         try:
             estimator = YoloPoseEstimator(model[len(YOLO_PREFIX):], conf=det_conf, device=str(dev))
         except WeightsError as exc:
             raise WeightsError(str(exc).replace("--detector PATH", "--model yolo:PATH")) from None
     else:
-        from kanpose_cli.core.engine.weights import RANDOM_LABEL, load_pose_model  # noqa: PLC0415
+        from kanpose_cli.core.engine.weights import RANDOM_LABEL, load_pose_model
 
         pose = load_pose_model(model, weights, dev)
         if pose.weights_label == RANDOM_LABEL:
@@ -227,8 +307,54 @@ def coco(
     console.print(f"{n_img} images, {report['num_results']} instances after OKS-NMS "
                   f"({report['instances_before_nms']} before), {1000 * report['seconds'] / max(n_img, 1):.0f} ms "
                   f"per image · skipped {report['num_skipped']} · results in {run_dir}")
+    if analyze:
+        _analyze(dataset.coco, report["results_file"], run_dir, ids, [x["path"] for x in report["skipped"]],
+                 images_dir)
     if report["num_skipped"]:
         raise fail(f"{report['num_skipped']} image(s) could not be read and were left out of the evaluation", 1)
 
 
 eval_app.command("coco", epilog=EPILOG)(coco)
+
+
+@handle_errors
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="First evaluated run folder (metrics.json, analysis.json).")],
+    run_b: Annotated[Path, typer.Argument(help="Second evaluated run folder.")],
+    save_dir: Annotated[Path, typer.Option("--save-dir", help="Parent of the auto-numbered compareN folder.")] = Path(
+        "runs/eval"),
+):
+    """Two evaluated runs side by side: COCO AP/AR, keypoint error breakdown and its change, AP after each
+    correction, and both runs' precision–recall curves on one plot (compare.json, pr_compare.png).
+
+    A run folder without analysis.json is analysed on the fly from its results file (nothing is written into it).
+    """
+    from rich.table import Table
+
+    from kanpose_cli.core.engine import analysis
+
+    runs = [analysis.load_run(run_a), analysis.load_run(run_b)]
+    for run in runs:
+        if run["computed"]:
+            console.print(f"{run['dir']}: no analysis.json; analysed now from its results file")
+    result = analysis.compare_runs(*runs)
+    out = analysis.save_comparison(result, *runs, save_dir)
+    label_a, label_b = result["runs"]
+    sections = (("COCO keypoints (%)", result["metrics"], 100.0, "{:.1f}", "{:+.1f}"),
+                ("Keypoints of matched persons (% of labelled)", result["keypoints"], 1.0, "{:.1f}", "{:+.1f}"),
+                ("Detection errors (count)", {analysis.DETECTION_LABELS[k]: v for k, v in
+                                              result["detections"].items()}, 1.0, "{:.0f}", "{:+.0f}"),
+                ("AP after each cumulative correction (%)", {analysis.STEP_LABELS[k]: v for k, v in
+                                                             result["ap_steps"].items()}, 100.0, "{:.1f}", "{:+.1f}"))
+    for title, rows, scale, fmt, dfmt in sections:
+        table = Table(title=title, title_justify="left")
+        table.add_column("", style="bold")
+        for head in (label_a, label_b, "B − A"):
+            table.add_column(head, justify="right")
+        for name, (a, b, d) in rows.items():
+            table.add_row(name, fmt.format(scale * a), fmt.format(scale * b), dfmt.format(scale * d))
+        print_table(table)
+    console.print(f"comparison in {out['json']} · plot {out['plot']}")
+
+
+eval_app.command("compare", epilog="Example:  kanpose eval compare runs/eval/exp1 runs/eval/exp2")(compare)

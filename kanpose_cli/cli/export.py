@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from kanpose_cli.cli.console import console, stdout
+from kanpose_cli.cli.console import console, print_table
 from kanpose_cli.cli.errors import fail, handle_errors
 from kanpose_cli.cli.options import DeviceOpt, ModelOpt, WeightsOpt
 
@@ -47,10 +47,10 @@ def export(
     person crops and prints the max abs difference of the raw outputs and of the decoded keypoints in pixels.
     Exit code 1 if it fails.
     """
-    from kanpose_cli.core.device import select_device  # noqa: PLC0415
-    from kanpose_cli.core.engine import exporter as E  # noqa: PLC0415
-    from kanpose_cli.core.engine.weights import load_pose_model  # noqa: PLC0415
-    from kanpose_cli.core.errors import UsageError  # noqa: PLC0415
+    from kanpose_cli.core.device import select_device
+    from kanpose_cli.core.engine import exporter as E
+    from kanpose_cli.core.engine.weights import load_pose_model
+    from kanpose_cli.core.errors import UsageError
 
     dev = select_device(device)
     fmts = E.resolve_formats(formats)
@@ -60,7 +60,6 @@ def export(
         raise UsageError("give either --coco or --image for the parity crops, not both")
     pose = load_pose_model(model, weights, "cpu")
     pose = pose.float().eval()
-    ext = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "engine": ".engine"}
     if out is None:  # next to a weights file, else exports/<model>
         wpath = Path(weights).expanduser() if weights not in (None, "random") else None
         base = wpath.with_suffix("") if wpath is not None and wpath.is_file() else Path("exports") / pose.name
@@ -80,9 +79,9 @@ def export(
             crops = E.detector_crops(pose, image, n=n_crops)
             crops_desc = f"{len(crops)} crops from YOLO boxes on {image.name}"
         else:
-            import os  # noqa: PLC0415
+            import os
 
-            from kanpose_cli.core.paths import PACKAGE_DIR  # noqa: PLC0415
+            from kanpose_cli.core.paths import PACKAGE_DIR
 
             shared = Path(os.environ.get("KANPOSE_SHARED_DATA", PACKAGE_DIR.parent.parent / "shared" / "data"))
             coco_dir = coco or shared / "coco-mini"
@@ -119,10 +118,7 @@ def export(
                 written.append(p)
                 console.print(f"TensorRT engine saved as {p} (parity not checked here)")
     if reports:
-        from rich.console import Console  # noqa: PLC0415
-        from rich.table import Table  # noqa: PLC0415
-
-        wide = stdout if stdout.is_terminal and stdout.width >= 120 else Console(highlight=False, width=130)
+        from rich.table import Table
 
         t = Table(title=f"parity vs PyTorch (CPU fp32) on {crops_desc}")
         for col in ["format", "backend", "max |Δ raw|", "max |Δ keypoints| px", "max |Δ score|", "status"]:
@@ -130,7 +126,7 @@ def export(
         for fmt, r in reports:
             t.add_row(fmt, r.backend, "n/a (decode in graph)" if r.raw_max_abs is None else f"{r.raw_max_abs:.2e}",
                       f"{r.kpt_max_px:.2e}", f"{r.score_max_abs:.2e}", "ok" if r.ok else f"FAIL (> {r.tol_px} px)")
-        wide.print(t)
+        print_table(t)
         bad = [fmt for fmt, r in reports if not r.ok]
         if bad:
             raise fail(f"parity check failed for {', '.join(bad)}: decoded keypoints differ by more than {tol} px", 1)

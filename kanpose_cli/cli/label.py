@@ -45,10 +45,10 @@ def label(
     batch: BatchOpt = 32,
 ):
     """Pseudo-label images with a teacher (kanpose model + detector, or a YOLO pose model) into COCO keypoints."""
-    from kanpose_cli.core.data.sources import open_source  # noqa: PLC0415
-    from kanpose_cli.core.data.writers import write_json_atomic  # noqa: PLC0415
-    from kanpose_cli.core.device import select_device  # noqa: PLC0415
-    from kanpose_cli.core.engine.labeler import PipelineTeacher, YoloTeacher, label_images  # noqa: PLC0415
+    from kanpose_cli.core.data.sources import open_source
+    from kanpose_cli.core.device import select_device
+    from kanpose_cli.core.engine.labeler import PipelineTeacher, YoloTeacher, label_images
+    from kanpose_cli.core.io import write_json_atomic
 
     dev = select_device(device)
     src = open_source(source)
@@ -61,13 +61,13 @@ def label(
                        f"models use --model/--weights", 2)
         if model is not None or weights is not None:
             raise fail("--teacher yolo:... cannot be combined with --model/--weights", 2)
-        from kanpose_cli.core.detect.yolo import YoloPoseEstimator  # noqa: PLC0415 (the ultralytics import)
+        from kanpose_cli.core.detect.yolo import YoloPoseEstimator
 
         t = YoloTeacher(YoloPoseEstimator(teacher[5:], conf=min(conf, box_thr), device=str(dev)))
     else:
-        from kanpose_cli.core.detect.yolo import YoloPersonDetector  # noqa: PLC0415
-        from kanpose_cli.core.engine.pipeline import TopDownPipeline  # noqa: PLC0415
-        from kanpose_cli.core.engine.weights import load_pose_model  # noqa: PLC0415
+        from kanpose_cli.core.detect.yolo import YoloPersonDetector
+        from kanpose_cli.core.engine.pipeline import TopDownPipeline
+        from kanpose_cli.core.engine.weights import load_pose_model
 
         pose = load_pose_model(model, weights, dev)
         det = YoloPersonDetector(detector, conf=min(conf, box_thr), device=str(dev))
@@ -78,8 +78,8 @@ def label(
         on_frame = frame_reporter(progress, progress.add_task("label", total=src.total(), info=""))
         coco, summary = label_images(src, t, root, box_thr=box_thr, kpt_thr=kpt_thr, min_keypoints=min_kpts,
                                      on_frame=on_frame)
+    if summary.images == 0:  # nothing to write: leave no empty label file behind
+        raise fail(f"none of the {summary.skipped} images could be read; {out} not written", 1)
     write_json_atomic(out, coco)
     console.print(f"{summary.images} images, {summary.persons} persons, {summary.keypoints} keypoints labelled · "
                   f"skipped {summary.skipped} · written {out}")
-    if summary.images == 0:
-        raise fail("no image could be read", 1)

@@ -2,35 +2,53 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
-from kanpose_cli.cli.console import stdout
-from kanpose_cli.cli.errors import handle_errors
+from kanpose_cli.cli.console import print_csv, print_json, print_table
+from kanpose_cli.cli.errors import fail, handle_errors
 
-EPILOG = "Examples:  kanpose models  ·  kanpose models amfacpose  ·  kanpose models --json"
+EPILOG = ("Examples:  kanpose models  ·  kanpose models amfacpose  ·  kanpose models --format json  ·  "
+          "kanpose models vitpose --format csv > models.csv")
+
+
+class Format(str, Enum):
+    """Output formats of ``kanpose models``."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
 
 
 @handle_errors
 def models(
     pattern: Annotated[Optional[str], typer.Argument(help="Only models whose name contains this text.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    wide: Annotated[bool, typer.Option("--wide", help="Add the description column.")] = False,
+    fmt: Annotated[Format, typer.Option(
+        "--format", help="table (for people), json (the full records) or csv (one flat row per model).",
+        case_sensitive=False)] = Format.table,
+    wide: Annotated[bool, typer.Option("--wide", help="Add the description column to the table.")] = False,
 ):
     """List pose models: input size, parameters, GMACs and whether trained weights ship.
 
     GMACs are multiply-accumulates (what the papers call GFLOPs) of one forward pass at the model's input size,
-    counted with torch.utils.flop_counter, attention included.
+    counted with torch.utils.flop_counter, attention included. json and csv give the exact counts (params, macs).
     """
-    import json  # noqa: PLC0415
-
-    from kanpose_cli.core.models.info import model_rows  # noqa: PLC0415
+    from kanpose_cli.core.models.info import model_rows
 
     rows = model_rows(pattern)
-    if as_json:
-        stdout.print_json(json.dumps(rows))
+    if not rows:
+        raise fail(f"no model name contains {pattern!r}; `kanpose models` lists them all", 2)
+    if fmt is Format.json:
+        print_json(rows)
+        return
+    if fmt is Format.csv:
+        print_csv([{"model": r["model"], "family": r["family"], "input_h": r["input_size"][0],
+                    "input_w": r["input_size"][1], "params": r["params"], "macs": r["macs"],
+                    **{f"paper_{k}": (r["paper"] or {}).get(k, "") for k in ("params_m", "gflops", "ap")},
+                    "weights": r["weights"], "description": r["description"]} for r in rows])
         return
     table = Table(title="kanpose pose models (GMACs = multiply-accumulates)")
     for col, just in [("model", "left"), ("input", "right"), ("params M", "right"), ("GMACs", "right"),
@@ -41,4 +59,4 @@ def models(
         paper = "/".join(f"{p[k]}" if k in p else "–" for k in ("params_m", "gflops", "ap")) if p else "–"
         table.add_row(r["model"], f"{r['input_size'][0]}×{r['input_size'][1]}", f"{r['params'] / 1e6:.2f}",
                       f"{r['macs'] / 1e9:.2f}", paper, r["weights"], *([r["description"]] if wide else []))
-    stdout.print(table)
+    print_table(table)

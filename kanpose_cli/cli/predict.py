@@ -12,14 +12,18 @@ from kanpose_cli.cli.errors import fail, handle_errors
 from kanpose_cli.cli.options import BatchOpt, ConfOpt, DetectorOpt, DeviceOpt, HalfOpt, ModelOpt, WeightsOpt
 
 EPILOG = (
-    "Examples:  kanpose predict image.jpg --weights random  ·  kanpose predict photos/ --save-coco  ·  "
+    "Examples:  kanpose predict --demo  ·  kanpose predict image.jpg --weights random  ·  "
+    "kanpose predict photos/ --save-coco  ·  "
     "kanpose predict 'clips/*.mp4' --detector none  ·  kanpose predict 0 --show"
 )
 
 
 @handle_errors
 def predict(
-    source: Annotated[str, typer.Argument(help="Image, folder, glob (quoted), video file, or webcam index.")],
+    source: Annotated[Optional[str], typer.Argument(
+        help="Image, folder, glob (quoted), video file, or webcam index.", show_default=False)] = None,
+    demo: Annotated[bool, typer.Option(
+        "--demo", help="Use the sample photos that ship with ultralytics (bus.jpg, zidane.jpg) as SOURCE.")] = False,
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     detector: DetectorOpt = "yolo11n-pose.pt",
@@ -52,36 +56,39 @@ def predict(
                                        rich_help_panel="Output")] = False,
 ):
     """Detect people and estimate their 2-D keypoints (COCO-17) in images, folders, videos or a webcam."""
-    from kanpose_cli.core.data.draw import draw_poses  # noqa: PLC0415 (keep `--help` fast)
-    from kanpose_cli.core.data.sources import open_source  # noqa: PLC0415
-    from kanpose_cli.core.data.writers import PredictionWriter, next_run_dir  # noqa: PLC0415
-    from kanpose_cli.core.detect.base import BoxFileDetector, WholeImageDetector  # noqa: PLC0415
-    from kanpose_cli.core.device import select_device  # noqa: PLC0415
-    from kanpose_cli.core.engine.pipeline import TopDownPipeline  # noqa: PLC0415
-    from kanpose_cli.core.engine.predictor import display_available, run_predict  # noqa: PLC0415
-    from kanpose_cli.core.engine.weights import RANDOM_LABEL, load_pose_model  # noqa: PLC0415
+    from kanpose_cli.core.data.sources import demo_source, open_source  # lazy: keep `--help` fast
+    from kanpose_cli.core.data.writers import PredictionWriter
+    from kanpose_cli.core.detect.base import BoxFileDetector, WholeImageDetector
+    from kanpose_cli.core.device import select_device
+    from kanpose_cli.core.engine.pipeline import TopDownPipeline
+    from kanpose_cli.core.engine.predictor import display_available, run_predict
+    from kanpose_cli.core.engine.weights import RANDOM_LABEL, load_pose_model
+    from kanpose_cli.core.io import next_run_dir
 
     dev = select_device(device, half)
-    src = open_source(source)
+    if (source is None) == (not demo):
+        raise fail("give either SOURCE or --demo" if demo else "missing SOURCE (an image, folder, glob, video or "
+                   "webcam index); try kanpose predict --demo", 2)
+    src = demo_source() if demo else open_source(source)
     pose = load_pose_model(model, weights, dev)
     if boxes is not None:
         det = BoxFileDetector(boxes, score_thr=conf)
     elif detector.lower() == "none":
         det = WholeImageDetector()
     else:
-        from kanpose_cli.core.detect.yolo import YoloPersonDetector  # noqa: PLC0415 (the ultralytics import)
+        from kanpose_cli.core.detect.yolo import YoloPersonDetector
 
         det = YoloPersonDetector(detector, conf=conf, iou=iou, imgsz=det_imgsz, device=str(dev), half=half)
     if show and not display_available():
         console.print("[yellow]warning:[/] --show ignored: no display (DISPLAY is not set)")
         show = False
-    run_dir = next_run_dir(save_dir)
+    run_dir = next_run_dir(save_dir)  # created with the first output file: a run that writes nothing leaves none
     random_weights = pose.weights_label == RANDOM_LABEL
     kset = pose.keypoints
     header = {"model": pose.name, "weights": pose.weights_label, "detector": det.name, "flip_test": flip,
               "keypoint_names": list(kset.names), "skeleton": [list(p) for p in kset.skeleton]}
     writer = PredictionWriter(run_dir, header, kpt_thr=kpt_thr, save_images=save, save_json=save_json,
-                              save_coco=save_coco, label=RANDOM_LABEL if random_weights else None, draw=draw_poses)
+                              save_coco=save_coco, label=RANDOM_LABEL if random_weights else None)
     pipeline = TopDownPipeline(pose, dev, half=half, flip=flip, batch_size=batch)
     console.print(f"[bold]kanpose predict[/] · {src.description} · model {pose.name} ({pose.weights_label}) · "
                   f"detector {det.name} · device {dev}{' fp16' if half else ''} · flip {'on' if flip else 'off'}")
@@ -95,10 +102,11 @@ def predict(
 
         summary = run_predict(src, det, pipeline, writer, on_frame=on_frame, show=show)
     what = "frames" if src.is_stream else "images"
+    where = f"results in {run_dir}" if run_dir.created else "no output written"
     console.print(f"{summary.frames} {what}, {summary.persons} persons, {summary.ms_per_frame:.1f} ms per "
-                  f"{what[:-1]} · skipped {len(summary.skipped)} · results in {run_dir}")
+                  f"{what[:-1]} · skipped {len(summary.skipped)} · {where}")
     if summary.interrupted:
-        raise fail(f"interrupted; finished outputs kept in {run_dir}", 130)
+        raise fail(f"interrupted; finished outputs kept in {run_dir}" if run_dir.created else "interrupted", 130)
     if summary.skipped:
         if summary.frames == 0 or src.kind == "image":
             raise fail(summary.skipped[0][1] if len(summary.skipped) == 1 else

@@ -24,7 +24,7 @@ class _RichProgress:
     """Callback: outer epoch task + inner batch task (loss, lr, img/s, ETA); one summary line per epoch."""
 
     def __init__(self, quiet: bool = False):
-        from kanpose_cli.cli.console import make_progress  # noqa: PLC0415
+        from kanpose_cli.cli.console import make_progress
 
         self.quiet = quiet
         self.progress = make_progress()
@@ -71,7 +71,8 @@ def train(
         "--weights", "-w", help="Initialise from a kanpose .safetensors checkpoint (fine-tuning).",
         rich_help_panel="Model")] = None,
     train_ann: Annotated[Optional[List[Path]], typer.Option(
-        "--train-ann", help="COCO keypoint JSON for training (repeat for several sets).", rich_help_panel=PANEL_DATA)] = None,
+        "--train-ann", help="COCO keypoint JSON for training (repeat for several sets).",
+        rich_help_panel=PANEL_DATA)] = None,
     train_images: Annotated[Optional[List[Path]], typer.Option(
         "--train-images", help="Image folder of each --train-ann (one for all, or one per file).",
         rich_help_panel=PANEL_DATA)] = None,
@@ -112,13 +113,13 @@ def train(
                                         rich_help_panel=PANEL_RUN)] = False,
 ):
     """Train a pose model (recipe per family, CLI overrides, resumable checkpoints, DDP via torchrun)."""
-    import json  # noqa: PLC0415
+    import json
 
-    import torch.distributed as dist  # noqa: PLC0415
+    import torch.distributed as dist
 
-    from kanpose_cli.core.data.writers import next_run_dir  # noqa: PLC0415
-    from kanpose_cli.core.engine import trainer as T  # noqa: PLC0415
-    from kanpose_cli.core.engine.weights import DEFAULT_MODEL  # noqa: PLC0415
+    from kanpose_cli.core.engine import trainer as T
+    from kanpose_cli.core.engine.weights import DEFAULT_MODEL
+    from kanpose_cli.core.io import next_run_dir
 
     rank, world, _ = T.dist_info()
     state = None
@@ -145,7 +146,8 @@ def train(
                     raise fail(f"annotation file not found: {a}", 1)
                 if not i.is_dir():
                     raise fail(f"images folder not found: {i}", 1)
-            cfg["data"]["train"] = [{"ann": str(a.resolve()), "images": str(i.resolve())} for a, i in zip(train_ann, imgs)]
+            cfg["data"]["train"] = [{"ann": str(a.resolve()), "images": str(i.resolve())}
+                                    for a, i in zip(train_ann, imgs)]
         if val_ann is not None:
             if not val_ann.is_file():
                 raise fail(f"validation annotation file not found: {val_ann}", 1)
@@ -174,11 +176,11 @@ def train(
             raise fail("no training data: give --train-ann FILE --train-images DIR (or --resume)", 2)
         run_dir = None
         if rank == 0:
-            run_dir = next_run_dir(project)
+            run_dir = next_run_dir(project)  # created when training starts (Trainer.fit)
     if state is None and world > 1:
         dev_name = str(cfg.get("device", "cpu"))
         T.init_distributed(dev_name)
-        holder = [str(run_dir) if run_dir else None]
+        holder = [str(run_dir.create()) if run_dir is not None else None]  # every rank needs the real name
         dist.broadcast_object_list(holder, src=0)
         run_dir = Path(holder[0])
     callbacks = [_RichProgress(quiet)] if rank == 0 else []
@@ -191,7 +193,8 @@ def train(
             console.print("[yellow]warning:[/] no --val-ann: no validation AP; best.safetensors will not be written")
     summary = trainer.fit()
     if rank == 0:
-        best = f"best AP {summary['best_ap']:.3f} (epoch {summary['best_epoch']})" if summary["best"] else "no validation"
+        best = (f"best AP {summary['best_ap']:.3f} (epoch {summary['best_epoch']})" if summary["best"]
+                else "no validation")
         console.print(f"done: {summary['epochs']} epochs, {summary['step']} steps, {summary['wall_s'] / 60:.1f} min · "
                       f"{best} · weights in {run_dir / 'weights'}")
     if world > 1 and dist.is_initialized():

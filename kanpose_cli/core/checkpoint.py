@@ -8,8 +8,6 @@ never unpickles code (safetensors only); it validates the name and tensor shapes
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -19,13 +17,15 @@ from safetensors import safe_open
 
 from kanpose_cli import __version__
 from kanpose_cli.core.errors import WeightsError
+from kanpose_cli.core.io import atomic_path
 from kanpose_cli.core.models.registry import PoseModel, config_from_dict, create_model, get_spec
 
 META_KEY = "kanpose"
 
 
 def save_checkpoint(model: PoseModel, path: str | Path, provenance: dict | None = None, half: bool = False) -> Path:
-    """Write ``model`` atomically (temp file in the same folder, then ``os.replace``).
+    """Write ``model`` atomically (temp file in the same folder, fsync, then ``os.replace``; see
+    :func:`kanpose_cli.core.io.atomic_path`).
 
     Args:
         model: the model to save. path: target ``.safetensors`` file.
@@ -36,7 +36,6 @@ def save_checkpoint(model: PoseModel, path: str | Path, provenance: dict | None 
         The path written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = model.meta()
     meta["kanpose_version"] = __version__
     meta["provenance"] = provenance or {}
@@ -46,14 +45,8 @@ def save_checkpoint(model: PoseModel, path: str | Path, provenance: dict | None 
         if half and v.is_floating_point():
             v = v.half()
         tensors[k] = v
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={META_KEY: json.dumps(meta)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path, fsync=True) as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
     return path
 
 
@@ -75,7 +68,8 @@ def read_checkpoint_meta(path: str | Path) -> dict:
         raise WeightsError(f"{path}: corrupt kanpose metadata") from None
 
 
-def load_checkpoint(path: str | Path, expected_model: str | None = None, device: str | torch.device = "cpu") -> PoseModel:
+def load_checkpoint(path: str | Path, expected_model: str | None = None,
+                    device: str | torch.device = "cpu") -> PoseModel:
     """Build the model described in a checkpoint and load its weights.
 
     Args:

@@ -2,16 +2,32 @@
 
 - Cache directory: ``$KANPOSE_HOME`` if set, else ``$XDG_CACHE_HOME/kanpose``, else ``~/.cache/kanpose``. Detector
   weights and ultralytics' settings live there; nothing is written to the working directory.
-- Shipped weights: the repository's ``weights/`` folder (next to the ``kanpose_cli`` package in a source checkout).
+- Shipped weights: the repository's top-level ``weights/`` folder. Wheels and plain ``pip install .`` carry it as the
+  data package ``kanpose_cli.weights`` (``package-dir`` mapping in pyproject.toml); an editable install maps the same
+  package name onto the checkout's folder.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
-REPO_WEIGHTS_DIR = PACKAGE_DIR.parent / "weights"
+
+
+def shipped_weights_dir() -> Path:
+    """Folder of the weights that ship with kanpose: the installed ``kanpose_cli.weights`` package, or, when the
+    source tree is used without installing it, the checkout's ``weights/`` folder."""
+    try:
+        spec = importlib.util.find_spec("kanpose_cli.weights")
+    except ImportError:
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            if Path(location).is_dir():
+                return Path(location)
+    return PACKAGE_DIR.parent / "weights"
 
 
 def cache_dir() -> Path:
@@ -24,3 +40,12 @@ def cache_dir() -> Path:
         path = Path(base) / "kanpose"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def keep_third_party_files_in_cache() -> None:
+    """Point ultralytics' settings and matplotlib's config/font cache into the kanpose cache (``YOLO_CONFIG_DIR``,
+    ``MPLCONFIGDIR``), unless the user set them, so that kanpose writes nothing to ``~/.config`` or the working
+    directory. Call before importing ultralytics or matplotlib (ultralytics < 8.4 imports matplotlib itself)."""
+    root = cache_dir()
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(root / "ultralytics"))
+    os.environ.setdefault("MPLCONFIGDIR", str(root / "matplotlib"))

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kanpose_cli.core.data.keypoints import COCO17, KeypointSet
+from kanpose_cli.core.keypoints import COCO17, KeypointSet
 
 
 @dataclass

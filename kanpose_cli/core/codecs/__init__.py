@@ -32,7 +32,7 @@ def build_codec(config: dict, input_size: tuple[int, int]) -> KeypointCodec:
 
 
 # Codec modules that register themselves (imported after register_codec exists).
-from kanpose_cli.core.codecs.regression import RegressionCodec  # noqa: E402
-from kanpose_cli.core.codecs.heatmap import HeatmapCodec  # noqa: E402
+from kanpose_cli.core.codecs.regression import RegressionCodec  # noqa: E402, F401
+from kanpose_cli.core.codecs.heatmap import HeatmapCodec  # noqa: E402, F401
 
 __all__ = ["KeypointCodec", "SimCCCodec", "CODECS", "register_codec", "build_codec"]

@@ -27,8 +27,9 @@ STANDARD_ANN = "annotations/person_keypoints_{split}.json"
 
 
 def standard_layout(data_dir: str | Path, split: str = "val2017") -> tuple[Path, Path]:
-    """``(annotation file, images folder)`` of the standard COCO layout ``DIR/annotations/person_keypoints_<split>.json``
-    and ``DIR/<split>/`` (paths are returned whether or not they exist)."""
+    """``(annotation file, images folder)`` of the standard COCO layout
+    ``DIR/annotations/person_keypoints_<split>.json`` and ``DIR/<split>/`` (paths are returned whether or not they
+    exist)."""
     data_dir = Path(data_dir).expanduser()
     return data_dir / STANDARD_ANN.format(split=split), data_dir / split
 
@@ -40,7 +41,7 @@ def quiet_coco(ann: str | Path | dict):
         InputError: file missing, unreadable, not JSON, or not a COCO annotation dict (needs ``images`` and
             ``annotations`` lists).
     """
-    from pycocotools.coco import COCO  # noqa: PLC0415 (only eval needs it)
+    from pycocotools.coco import COCO
 
     if not isinstance(ann, dict):
         path = Path(ann).expanduser()

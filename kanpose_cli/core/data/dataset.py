@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 from kanpose_cli.core.data.augment import AugmentConfig, augment_instance
 from kanpose_cli.core.data.transforms import box_to_center_size, get_warp_matrix, transform_points, warp_image
 from kanpose_cli.core.errors import InputError
+from kanpose_cli.core.io import write_json_atomic
 
 
 @dataclass
@@ -85,7 +86,8 @@ def load_coco_instances(ann_file: str | Path, images_dir: str | Path, num_keypoi
             continue
         kp = np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3)
         if kp.shape[0] != num_keypoints:
-            raise InputError(f"{ann_file}: annotation {a.get('id')} has {kp.shape[0]} keypoints, expected {num_keypoints}")
+            raise InputError(f"{ann_file}: annotation {a.get('id')} has {kp.shape[0]} keypoints, "
+                             f"expected {num_keypoints}")
         if not (kp[:, 2] > 0).any():
             continue
         path = images_dir / im["file_name"]
@@ -142,7 +144,8 @@ class TopDownDataset(Dataset):
                                    self.kset.upper_body, W / H)
             if aug["flip"]:
                 image = image[:, ::-1]
-            kpts, vis, center, roi, rotation = aug["keypoints"], aug["visible"], aug["center"], aug["roi"], aug["rotation"]
+            kpts, vis, center, roi, rotation = (aug["keypoints"], aug["visible"], aug["center"], aug["roi"],
+                                                aug["rotation"])
         roi = np.maximum(roi, 1.0)
         matrix = get_warp_matrix(center, roi, (W, H), rotation_deg=rotation, udp=self.udp)
         crop = warp_image(np.ascontiguousarray(image), matrix, (W, H))[..., ::-1]
@@ -188,5 +191,4 @@ def subset_annotations(ann_file: str | Path, out_file: str | Path, num_persons: 
             break
     out = {k: v for k, v in data.items() if k not in ("images", "annotations")}
     out["images"], out["annotations"] = keep_imgs, keep_anns
-    Path(out_file).write_text(json.dumps(out))
-    return Path(out_file)
+    return write_json_atomic(out_file, out, indent=None)

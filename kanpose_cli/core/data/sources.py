@@ -8,6 +8,7 @@ objects one at a time (streaming: a video is never held in memory). An image tha
 from __future__ import annotations
 
 import glob as globlib
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,16 +69,26 @@ class Source:
 
 
 class ImageListSource(Source):
-    """A list of image files (single image, folder contents or glob matches), read lazily in order."""
+    """A list of image files (single image, folder contents or glob matches), read lazily in order.
 
-    def __init__(self, paths: list[Path], kind: str, description: str):
+    ``preloaded`` maps paths to images already decoded (a single image is decoded by :func:`open_source` to fail
+    early); they are handed out once instead of being read again.
+    """
+
+    def __init__(self, paths: list[Path], kind: str, description: str,
+                 preloaded: dict[Path, np.ndarray] | None = None):
         self.paths, self.kind, self.description = paths, kind, description
+        self._preloaded = dict(preloaded or {})
 
     def total(self) -> int:
         return len(self.paths)
 
     def __iter__(self):
         for p in self.paths:
+            image = self._preloaded.pop(p, None)
+            if image is not None:
+                yield Frame(image, str(p))
+                continue
             try:
                 yield Frame(read_image(p), str(p))
             except InputError as exc:
@@ -137,6 +148,28 @@ def _list_folder(folder: Path) -> list[Path]:
     return [Path(e.path) for e in entries if e.is_file() and Path(e.name).suffix.lower() in IMAGE_EXTENSIONS]
 
 
+def sample_images() -> list[Path]:
+    """The sample photos shipped inside the installed ultralytics package (``assets/bus.jpg``, ``zidane.jpg``),
+    found without importing ultralytics (whose first import prints a settings banner). Empty if not installed."""
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.origin:
+        return []
+    folder = Path(spec.origin).parent / "assets"
+    return sorted(p for p in folder.glob("*.jpg") if p.is_file())
+
+
+def demo_source() -> Source:
+    """The ``kanpose predict --demo`` source: :func:`sample_images`, real photos with people in them.
+
+    Raises:
+        InputError: the ultralytics package (a kanpose dependency) or its sample photos are missing.
+    """
+    images = sample_images()
+    if not images:
+        raise InputError("no demo images: the ultralytics package and its assets/*.jpg sample photos are missing")
+    return ImageListSource(images, "demo", f"{len(images)} demo images ({', '.join(p.name for p in images)})")
+
+
 def open_source(source: str) -> Source:
     """Parse the SOURCE argument.
 
@@ -144,8 +177,8 @@ def open_source(source: str) -> Source:
       recursive); a pattern with ``* ? [`` -> glob matches with image extensions; another existing file -> image.
 
     Raises:
-        InputError: missing path, a folder or glob without images, an unsupported file type, a camera or video
-            that does not open.
+        InputError: missing path, a folder or glob without images, an unsupported file type, a single image that
+            cannot be decoded, a camera or video that does not open.
     """
     text = str(source).strip()
     if text.isdigit():
@@ -167,6 +200,6 @@ def open_source(source: str) -> Source:
     suffix = path.suffix.lower()
     if suffix in VIDEO_EXTENSIONS:
         return VideoSource(str(path), "video")
-    if suffix in IMAGE_EXTENSIONS:
-        return ImageListSource([path], "image", f"image {path}")
+    if suffix in IMAGE_EXTENSIONS:  # decoded now: a single unreadable image is one error line before the run starts
+        return ImageListSource([path], "image", f"image {path}", preloaded={path: read_image(path)})
     raise InputError(f"unsupported file type {suffix or '(none)'} for {path}; expected an image or a video")

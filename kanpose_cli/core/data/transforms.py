@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 
 
-def box_to_center_size(box_xyxy: np.ndarray, aspect_ratio: float, padding: float = 1.25) -> tuple[np.ndarray, np.ndarray]:
+def box_to_center_size(box_xyxy: np.ndarray, aspect_ratio: float,
+                       padding: float = 1.25) -> tuple[np.ndarray, np.ndarray]:
     """Convert person boxes into crop centres and ROI sizes.
 
     Args:

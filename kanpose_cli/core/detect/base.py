@@ -65,7 +65,8 @@ class BoxFileDetector:
                 if int(e.get("category_id", 1)) != 1 or float(e.get("score", 1.0)) < score_thr:
                     continue
                 x, y, w, h = (float(v) for v in e["bbox"])
-                self.by_image.setdefault(int(e["image_id"]), []).append(([x, y, x + w, y + h], float(e.get("score", 1.0))))
+                self.by_image.setdefault(int(e["image_id"]), []).append(
+                    ([x, y, x + w, y + h], float(e.get("score", 1.0))))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{self.path}: malformed detection entry ({exc!r})") from None
 
@@ -77,5 +78,6 @@ class BoxFileDetector:
     def __call__(self, image_bgr, path=""):
         image_id = image_id_from_path(path)
         if image_id is None:
-            raise InputError(f"--boxes: cannot tell the COCO image id of {Path(path).name} (expected digits in its name)")
+            raise InputError(f"--boxes: cannot tell the COCO image id of {Path(path).name} "
+                             "(expected digits in its name)")
         return self.boxes_for(image_id)

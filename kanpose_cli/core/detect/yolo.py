@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from kanpose_cli.core.errors import InputError, WeightsError
-from kanpose_cli.core.paths import cache_dir
+from kanpose_cli.core.paths import cache_dir, keep_third_party_files_in_cache
 
 DEFAULT_DETECTOR = "yolo11n-pose.pt"
 
 
 def _prepare_environment() -> None:
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics"))
+    keep_third_party_files_in_cache()
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
     os.environ.setdefault("YOLO_VERBOSE", "false")
     if os.environ.get("KANPOSE_OFFLINE", "").lower() in ("1", "true", "yes"):
@@ -35,7 +35,7 @@ def _prepare_environment() -> None:
 
 def _ultralytics():
     _prepare_environment()
-    import ultralytics  # noqa: PLC0415 (deliberately lazy: environment first)
+    import ultralytics
 
     return ultralytics
 
@@ -60,25 +60,15 @@ def resolve_detector_weights(name_or_path: str = DEFAULT_DETECTOR) -> Path:
                            f"put the file there or pass --detector PATH")
     cached.parent.mkdir(parents=True, exist_ok=True)
     try:
-        from ultralytics.utils.downloads import attempt_download_asset  # noqa: PLC0415
-
         _ultralytics()
+        from ultralytics.utils.downloads import attempt_download_asset
+
         attempt_download_asset(cached)
-    except Exception as exc:  # network errors come in many types
+    except Exception as exc:  # noqa: BLE001 - network errors come in many types
         raise WeightsError(f"could not download detector {p.name} ({exc}); pass --detector PATH") from None
     if not cached.is_file():
         raise WeightsError(f"could not download detector {p.name}; pass --detector PATH")
     return cached
-
-
-def bundled_sample_images() -> list[Path]:
-    """The sample images shipped inside the ultralytics package (``bus.jpg``, ``zidane.jpg``); found without
-    importing ultralytics. Empty list if the package is not installed."""
-    spec = importlib.util.find_spec("ultralytics")
-    if spec is None or not spec.origin:
-        return []
-    folder = Path(spec.origin).parent / "assets"
-    return sorted(p for p in folder.glob("*.jpg") if p.is_file())
 
 
 class YoloPersonDetector:
@@ -96,11 +86,12 @@ class YoloPersonDetector:
                  device: str = "cpu", half: bool = False, max_det: int = 100):
         self.weights = resolve_detector_weights(weights)
         self.name = f"YOLO {self.weights.name}"
-        self.conf, self.iou, self.imgsz, self.device, self.half, self.max_det = conf, iou, imgsz, str(device), half, max_det
+        self.conf, self.iou, self.imgsz = conf, iou, imgsz
+        self.device, self.half, self.max_det = str(device), half, max_det
         yolo = _ultralytics().YOLO
         try:
             self.model = yolo(str(self.weights))
-        except Exception as exc:  # ultralytics raises many types for a bad file
+        except Exception as exc:  # noqa: BLE001 - ultralytics raises many types for a bad file
             raise WeightsError(f"cannot load detector weights {self.weights}: {exc}") from None
 
     def predict_batch(self, images_bgr: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -140,16 +131,20 @@ class YoloPoseEstimator:
                  device: str = "cpu", half: bool = False, max_det: int = 300):
         self.weights = resolve_detector_weights(weights)
         self.name = f"YOLO pose {self.weights.name}"
-        self.conf, self.iou, self.imgsz, self.device, self.half, self.max_det = conf, iou, imgsz, str(device), half, max_det
+        self.conf, self.iou, self.imgsz = conf, iou, imgsz
+        self.device, self.half, self.max_det = str(device), half, max_det
         try:
             self.model = _ultralytics().YOLO(str(self.weights))
-        except Exception as exc:  # ultralytics raises many types for a bad file
+        except Exception as exc:  # noqa: BLE001 - ultralytics raises many types for a bad file
             raise WeightsError(f"cannot load YOLO weights {self.weights}: {exc}") from None
         if getattr(self.model, "task", None) != "pose":
-            raise WeightsError(f"{self.weights.name} is a YOLO {getattr(self.model, 'task', '?')} model, not a pose model")
+            raise WeightsError(f"{self.weights.name} is a YOLO {getattr(self.model, 'task', '?')} model, "
+                               "not a pose model")
         self.kpt_shape = tuple(getattr(self.model.model, "kpt_shape", (17, 3)))
 
-    def predict_batch(self, images_bgr: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    def predict_batch(
+        self, images_bgr: list[np.ndarray],
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """Poses in several images at once (shapes in the class docstring)."""
         try:
             results = self.model.predict(images_bgr, conf=self.conf, iou=self.iou, imgsz=self.imgsz, classes=[0],
@@ -167,6 +162,7 @@ class YoloPoseEstimator:
                 continue
             kp = r.keypoints
             xy = kp.xy.cpu().numpy().astype(np.float32)
-            conf = kp.conf.cpu().numpy().astype(np.float32) if kp.conf is not None else np.ones(xy.shape[:2], np.float32)
+            conf = (kp.conf.cpu().numpy().astype(np.float32) if kp.conf is not None
+                    else np.ones(xy.shape[:2], np.float32))
             out.append((boxes, scores, xy, conf))
         return out

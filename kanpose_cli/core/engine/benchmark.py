@@ -26,7 +26,6 @@ import csv
 import datetime as _dt
 import fnmatch
 import difflib
-import json
 import os
 import platform
 import statistics
@@ -40,6 +39,7 @@ import torch
 
 from kanpose_cli import __version__
 from kanpose_cli.core.errors import DeviceError, InputError, UsageError
+from kanpose_cli.core.io import atomic_path, write_json_atomic
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -149,7 +149,7 @@ def resolve_models(spec: str | None) -> list[str]:
     Raises:
         UsageError: an item matches no registered model (with close matches).
     """
-    from kanpose_cli.core.models import list_models  # noqa: PLC0415
+    from kanpose_cli.core.models import list_models
 
     names = list_models()
     if not spec or spec.strip().lower() in ("all", "*"):
@@ -202,10 +202,10 @@ def _cpu_name() -> str:
 
 def _version(module: str) -> str | None:
     try:
-        from importlib.metadata import version  # noqa: PLC0415
+        from importlib.metadata import version
 
         return version(module)
-    except Exception:  # not installed
+    except Exception:  # noqa: BLE001 - not installed
         return None
 
 
@@ -371,9 +371,9 @@ def hf_vitpose_twin(model) -> tuple[torch.nn.Module, float]:
         UsageError: ``model`` is not a plain ViTPose (classic or simple decoder).
         ImportError: transformers is not installed.
     """
-    from transformers import VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation  # noqa: PLC0415
+    from transformers import VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation
 
-    from kanpose_cli.core.models.convert import convert_vitpose  # noqa: PLC0415
+    from kanpose_cli.core.models.convert import convert_vitpose
 
     cfg = model.config
     if model.spec.family != "vitpose":
@@ -405,9 +405,9 @@ def bench_models(names: list[str], settings: BenchSettings, peers: bool = True,
 
     Out-of-memory at a batch size gives a row with status ``oom`` and skips larger batches for that model.
     """
-    from kanpose_cli.core.models import create_model  # noqa: PLC0415
-    from kanpose_cli.core.models.complexity import count_params  # noqa: PLC0415
-    from kanpose_cli.core.models.info import model_complexity  # noqa: PLC0415
+    from kanpose_cli.core.models import create_model
+    from kanpose_cli.core.models.complexity import count_params
+    from kanpose_cli.core.models.info import model_complexity
 
     notes = notes if notes is not None else []
     rows: list[BenchRow] = []
@@ -433,21 +433,21 @@ def bench_models(names: list[str], settings: BenchSettings, peers: bool = True,
                     notes.append(f"{name}: transformers VitPose twin has the same weights "
                                  f"(max |Δ heatmap| = {diff:.2e} on a random input)")
                     impls.append(("transformers", hf, lambda m: (lambda x: m(pixel_values=x).heatmaps)))
-                except Exception as exc:  # keep the benchmark going; say why
+                except Exception as exc:  # noqa: BLE001 - keep the benchmark going; say why
                     notes.append(f"{name}: transformers twin failed: {type(exc).__name__}: {exc}")
         for precision in settings.precisions:
             runs = []
             for impl, net, make_run in impls:
                 try:
                     runs.append((impl, make_run(prepare_network(net, settings, precision))))
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - report and go on
                     emit(BenchRow("model", name, impl, precision, 0, params, macs / 1e9, status="failed",
                                   note=f"{type(exc).__name__}: {exc}"[:200]))
             for batch in settings.batches:
                 try:
                     got = bench_forward_interleaved([r for _, r in runs], model.input_size, settings, precision,
                                                     batch, macs)
-                except Exception as exc:  # OOM or a kernel missing for this dtype
+                except Exception as exc:  # noqa: BLE001 - OOM or a kernel missing for this dtype
                     oom = _is_oom(exc)
                     for impl, _ in runs:
                         emit(BenchRow("model", name, impl, precision, batch, params, macs / 1e9,
@@ -479,12 +479,10 @@ def load_images(folder: str | Path | None, max_images: int) -> tuple[list[tuple[
     Raises:
         InputError: missing folder or no readable image.
     """
-    from kanpose_cli.core.data.sources import _list_folder, read_image  # noqa: PLC0415
+    from kanpose_cli.core.data.sources import _list_folder, read_image, sample_images
 
     if folder is None:
-        from kanpose_cli.core.detect.yolo import bundled_sample_images  # noqa: PLC0415
-
-        paths = bundled_sample_images()
+        paths = sample_images()
         desc = "ultralytics sample images (bus.jpg, zidane.jpg)"
         if not paths:
             raise InputError("no --images given and the ultralytics sample images were not found")
@@ -527,11 +525,11 @@ def bench_end_to_end(names: list[str], images: list[tuple[str, np.ndarray]], set
     Detector boxes are computed once untimed for the person counts, then every configuration is timed over
     ``settings.e2e_passes`` passes of all images after a one-image warm-up. fp32 only.
     """
-    from kanpose_cli.core.detect.yolo import YoloPersonDetector, YoloPoseEstimator  # noqa: PLC0415
-    from kanpose_cli.core.engine.pipeline import TopDownPipeline  # noqa: PLC0415
-    from kanpose_cli.core.models import create_model  # noqa: PLC0415
-    from kanpose_cli.core.models.complexity import count_params  # noqa: PLC0415
-    from kanpose_cli.core.models.info import model_complexity  # noqa: PLC0415
+    from kanpose_cli.core.detect.yolo import YoloPersonDetector, YoloPoseEstimator
+    from kanpose_cli.core.engine.pipeline import TopDownPipeline
+    from kanpose_cli.core.models import create_model
+    from kanpose_cli.core.models.complexity import count_params
+    from kanpose_cli.core.models.info import model_complexity
 
     rows: list[BenchRow] = []
     dev = str(settings.device)
@@ -568,7 +566,7 @@ def bench_end_to_end(names: list[str], images: list[tuple[str, np.ndarray]], set
             _sync(settings.device)
             emit(_e2e_row(name, "kanpose", time.perf_counter() - t, len(images) * passes, persons,
                           f"YOLO boxes + {name} (batch ≤ {pose_batch})", params, macs / 1e9))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - report and go on
             row = _e2e_row(name, "kanpose", 0.0, 0, 0, f"{type(exc).__name__}: {exc}"[:200])
             row.status = "oom" if _is_oom(exc) else "failed"
             emit(row)
@@ -649,13 +647,12 @@ CSV_FIELDS = [f for f in BenchRow.__dataclass_fields__]
 
 def write_results(result: BenchResult, out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``bench.json`` (env, settings, notes, rows) and ``bench.csv`` (rows; env columns repeated) into
-    ``out_dir`` (created). Returns both paths."""
+    ``out_dir`` (created), each atomically. Returns both paths."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     jpath, cpath = out / "bench.json", out / "bench.csv"
-    jpath.write_text(json.dumps(result.to_dict(), indent=1, default=str))
+    write_json_atomic(jpath, result.to_dict(), default=str)
     env_cols = ["device_name", "threads", "date", "torch", "kanpose"]
-    with open(cpath, "w", newline="") as f:
+    with atomic_path(cpath) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(CSV_FIELDS + env_cols)
         for r in result.rows:

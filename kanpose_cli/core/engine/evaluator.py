@@ -39,9 +39,9 @@ import torch
 from kanpose_cli.core.data.coco import CocoKeypointData, quiet_coco
 from kanpose_cli.core.data.sources import read_image
 from kanpose_cli.core.data.transforms import box_to_center_size, crop_to_image
-from kanpose_cli.core.data.writers import write_json_atomic
 from kanpose_cli.core.engine.oks_nms import oks_nms
 from kanpose_cli.core.errors import InputError, UsageError
+from kanpose_cli.core.io import write_json_atomic
 from kanpose_cli.core.results import PoseResult
 
 METRIC_NAMES = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
@@ -107,7 +107,7 @@ def score_results(ann_file, results: list | str | Path, image_ids: list[int] | N
         InputError: unreadable annotation/results, results for images not in the annotation file, or a keypoint
             count different from the annotation's.
     """
-    from pycocotools.cocoeval import COCOeval  # noqa: PLC0415
+    from pycocotools.cocoeval import COCOeval
 
     coco_gt = ann_file if hasattr(ann_file, "loadRes") else quiet_coco(ann_file)
     dets = load_results(results)
@@ -154,7 +154,8 @@ class BoxSource(Protocol):
     name: str
     needs_images: bool
 
-    def __call__(self, images: list[np.ndarray | None], image_ids: list[int]) -> list[tuple[np.ndarray, np.ndarray]]: ...
+    def __call__(self, images: list[np.ndarray | None],
+                 image_ids: list[int]) -> list[tuple[np.ndarray, np.ndarray]]: ...
 
 
 class GtBoxSource:
@@ -175,7 +176,7 @@ class FileBoxSource:
     needs_images = False
 
     def __init__(self, path: str | Path, box_thr: float = 0.0):
-        from kanpose_cli.core.detect.base import BoxFileDetector  # noqa: PLC0415
+        from kanpose_cli.core.detect.base import BoxFileDetector
 
         self.file = BoxFileDetector(path, score_thr=box_thr)
         self.name = f"file {Path(path).name} (score ≥ {box_thr:g})"
@@ -190,7 +191,7 @@ class DetectorBoxSource:
     needs_images = True
 
     def __init__(self, weights: str | None = None, conf: float = DEFAULT_DET_CONF, device: str = "cpu"):
-        from kanpose_cli.core.detect.yolo import DEFAULT_DETECTOR, YoloPersonDetector  # noqa: PLC0415
+        from kanpose_cli.core.detect.yolo import DEFAULT_DETECTOR, YoloPersonDetector
 
         self.detector = YoloPersonDetector(weights or DEFAULT_DETECTOR, conf=conf, device=str(device))
         self.name = f"detector {self.detector.weights.name} (conf ≥ {conf:g})"
@@ -280,7 +281,7 @@ def run_topdown(model, data: CocoKeypointData, image_ids: list[int], box_source:
     ``batch_size`` at a time. An image that cannot be read or cropped is recorded in ``EvalRun.skipped`` and left
     out of ``evaluated_ids``; network errors propagate.
     """
-    from kanpose_cli.core.engine.pipeline import TopDownPipeline, make_crops  # noqa: PLC0415
+    from kanpose_cli.core.engine.pipeline import TopDownPipeline, make_crops
 
     pipeline = TopDownPipeline(model, torch.device(device), flip=flip, batch_size=batch_size)
     H, W = model.input_size
@@ -302,7 +303,7 @@ def run_topdown(model, data: CocoKeypointData, image_ids: list[int], box_source:
         for i, image, (boxes, scores) in zip(ids, images, box_lists):
             try:
                 c, centers, sizes = make_crops(image, boxes, (H, W), model.spec.udp, PADDING)
-            except Exception as exc:  # noqa: BLE001 (a bad image is reported and skipped, the run goes on)
+            except Exception as exc:  # noqa: BLE001 - report and go on
                 path = str(data.image(i).path)
                 run.skipped.append((path, f"cannot crop: {exc}"))
                 report(f"{path}: cannot crop: {exc}")
@@ -334,7 +335,7 @@ def run_yolo_pose(estimator, data: CocoKeypointData, image_ids: list[int], progr
                   nms_thr: float = OKS_NMS_THR, aspect_ratio: float = 0.75) -> EvalRun:
     """Predict every image with a :class:`YoloPoseEstimator` (own boxes and keypoints), then rescoring and OKS-NMS
     as for kanpose models (area: the padded box area at ``aspect_ratio``)."""
-    from kanpose_cli.core.data.keypoints import COCO17  # noqa: PLC0415
+    from kanpose_cli.core.keypoints import COCO17
 
     run, total, done = EvalRun(), len(image_ids), 0
     report = (lambda msg: progress(done, total, msg)) if progress else (lambda msg: None)
@@ -391,7 +392,7 @@ def write_metrics(path: str | Path, report: dict) -> Path:
 
 def base_settings(ann_file, images_dir, image_ids: list[int]) -> dict:
     """Settings shared by every mode (data, date, versions)."""
-    from kanpose_cli import __version__  # noqa: PLC0415
+    from kanpose_cli import __version__
 
     return {
         "ann_file": str(ann_file), "images_dir": str(images_dir) if images_dir is not None else None,
@@ -475,7 +476,7 @@ def evaluate_yolo_pose(weights, ann_file, images_dir, device="cpu", conf: float 
     data = CocoKeypointData(ann_file, images_dir)
     ids = data.select(image_ids)
     if isinstance(weights, (str, Path)):
-        from kanpose_cli.core.detect.yolo import YoloPoseEstimator  # noqa: PLC0415 (the ultralytics import)
+        from kanpose_cli.core.detect.yolo import YoloPoseEstimator
 
         est = YoloPoseEstimator(str(weights), conf=conf, device=str(device), imgsz=imgsz)
     else:

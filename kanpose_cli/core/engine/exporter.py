@@ -30,6 +30,7 @@ import torch.nn as nn
 
 from kanpose_cli import __version__
 from kanpose_cli.core.errors import InputError, KanposeError, UsageError
+from kanpose_cli.core.io import atomic_path, atomic_write
 from kanpose_cli.core.models.registry import PoseModel
 
 META_KEY = "kanpose"
@@ -102,37 +103,38 @@ def export_onnx(model: PoseModel, path: str | Path, decode: bool = False, opset:
     Raises:
         KanposeError: the exporter failed (message names the exception).
     """
-    import onnx  # noqa: PLC0415
+    import onnx
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = model.float().cpu().eval()
     names = ["keypoints", "scores"] if decode else raw_output_names(model, _n_outputs(model))
     H, W = model.input_size
     x = torch.randn(batch, 3, H, W)
     dyn = {n: {0: "batch"} for n in ["input", *names]}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            # the wrapper must be in eval mode: the exporter restores the wrapper's mode on the whole model afterwards
-            torch.onnx.export(ExportWrapper(model, decode).eval(), (x,), str(path), dynamo=False, input_names=["input"],
-                              output_names=names, dynamic_axes=dyn, opset_version=opset, do_constant_folding=True)
-        except Exception as exc:  # the exporter raises many types
-            raise KanposeError(f"ONNX export of {model.name} failed: {type(exc).__name__}: {exc}") from None
-        finally:
-            model.eval()
-    proto = onnx.load(str(path))
-    meta = export_meta(model, decode, names)
-    props = {META_KEY: json.dumps(meta), "model": model.name, "input_size": f"{H},{W}",
-             "mean": ",".join(str(v) for v in model.spec.mean), "std": ",".join(str(v) for v in model.spec.std),
-             "keypoint_names": ",".join(model.keypoints.names), "codec": json.dumps(model.codec.config()),
-             "decode": "true" if decode else "false", "outputs": ",".join(names)}
-    del proto.metadata_props[:]
-    for k, v in props.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v
-    proto.producer_name, proto.producer_version = "kanpose", __version__
-    onnx.save(proto, str(path))
+    with atomic_path(path) as tmp:  # a failed or killed export never leaves a half-written file at ``path``
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                # the wrapper must be in eval mode: the exporter restores the wrapper's mode on the whole model
+                torch.onnx.export(ExportWrapper(model, decode).eval(), (x,), str(tmp), dynamo=False,
+                                  input_names=["input"], output_names=names, dynamic_axes=dyn, opset_version=opset,
+                                  do_constant_folding=True)
+            except Exception as exc:  # noqa: BLE001 - the exporter raises many types
+                raise KanposeError(f"ONNX export of {model.name} failed: {type(exc).__name__}: {exc}") from None
+            finally:
+                model.eval()
+        proto = onnx.load(str(tmp))
+        meta = export_meta(model, decode, names)
+        props = {META_KEY: json.dumps(meta), "model": model.name, "input_size": f"{H},{W}",
+                 "mean": ",".join(str(v) for v in model.spec.mean), "std": ",".join(str(v) for v in model.spec.std),
+                 "keypoint_names": ",".join(model.keypoints.names), "codec": json.dumps(model.codec.config()),
+                 "decode": "true" if decode else "false", "outputs": ",".join(names)}
+        del proto.metadata_props[:]
+        for k, v in props.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = k, v
+        proto.producer_name, proto.producer_version = "kanpose", __version__
+        onnx.save(proto, str(tmp))
     return path
 
 
@@ -142,12 +144,12 @@ def read_onnx_meta(path: str | Path) -> dict:
     Raises:
         InputError: unreadable file, or an ONNX file without kanpose metadata.
     """
-    import onnx  # noqa: PLC0415
+    import onnx
 
     path = Path(path)
     try:
         proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf DecodeError, OSError ...
+    except Exception as exc:  # noqa: BLE001 - protobuf DecodeError, OSError ...
         raise InputError(f"{path} is not a readable ONNX file ({type(exc).__name__}: {exc})") from None
     props = {p.key: p.value for p in proto.metadata_props}
     if META_KEY not in props:
@@ -165,7 +167,6 @@ def export_torchscript(model: PoseModel, path: str | Path, decode: bool = False)
         KanposeError: tracing failed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = model.float().cpu().eval()
     H, W = model.input_size
     names = ["keypoints", "scores"] if decode else raw_output_names(model, _n_outputs(model))
@@ -173,9 +174,10 @@ def export_torchscript(model: PoseModel, path: str | Path, decode: bool = False)
         warnings.simplefilter("ignore")
         try:
             traced = torch.jit.trace(ExportWrapper(model, decode).eval(), torch.randn(2, 3, H, W), check_trace=False)
-            torch.jit.save(traced, str(path), _extra_files={"kanpose.json": json.dumps(export_meta(model, decode,
-                                                                                                    names))})
-        except Exception as exc:
+            with atomic_path(path) as tmp:
+                torch.jit.save(traced, str(tmp), _extra_files={"kanpose.json": json.dumps(export_meta(model, decode,
+                                                                                                       names))})
+        except Exception as exc:  # noqa: BLE001 - the tracer and scripting raise many types
             raise KanposeError(f"TorchScript export of {model.name} failed: {type(exc).__name__}: {exc}") from None
     return path
 
@@ -196,7 +198,7 @@ def export_tensorrt(onnx_path: str | Path, path: str | Path, fp16: bool = False,
     Raises:
         KanposeError: parsing or building failed.
     """
-    import tensorrt as trt  # noqa: PLC0415
+    import tensorrt as trt
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -215,8 +217,7 @@ def export_tensorrt(onnx_path: str | Path, path: str | Path, fp16: bool = False,
     engine = builder.build_serialized_network(network, config)
     if engine is None:
         raise KanposeError("TensorRT engine build failed")
-    Path(path).write_bytes(bytes(engine))
-    return Path(path)
+    return atomic_write(path, lambda tmp: tmp.write_bytes(bytes(engine)))
 
 
 # ---------------------------------------------------------------------------------------------- parity check
@@ -230,8 +231,8 @@ def gt_crops(model, coco_dir: str | Path, n: int = 8, min_area: float = 32 * 32)
     Raises:
         InputError: annotations or images missing.
     """
-    from kanpose_cli.core.data.sources import read_image  # noqa: PLC0415
-    from kanpose_cli.core.engine.pipeline import make_crops  # noqa: PLC0415
+    from kanpose_cli.core.data.sources import read_image
+    from kanpose_cli.core.engine.pipeline import make_crops
 
     coco_dir = Path(coco_dir)
     ann_path = coco_dir / "annotations" / "person_keypoints_val2017.json"
@@ -263,9 +264,9 @@ def detector_crops(model, image_path: str | Path, detector: str = "yolo11n-pose.
     Returns:
         (N, H, W, 3) uint8 RGB crops.
     """
-    from kanpose_cli.core.data.sources import read_image  # noqa: PLC0415
-    from kanpose_cli.core.detect.yolo import YoloPersonDetector  # noqa: PLC0415
-    from kanpose_cli.core.engine.pipeline import make_crops  # noqa: PLC0415
+    from kanpose_cli.core.data.sources import read_image
+    from kanpose_cli.core.detect.yolo import YoloPersonDetector
+    from kanpose_cli.core.engine.pipeline import make_crops
 
     image = read_image(image_path)
     boxes, _ = YoloPersonDetector(detector)(image, str(image_path))
@@ -333,7 +334,7 @@ def check_onnx_parity(model: PoseModel, onnx_path: str | Path, crops_rgb: np.nda
         crops_rgb: (N, H, W, 3) uint8 RGB crops (real people: see :func:`gt_crops` / :func:`detector_crops`).
         tol_px: the pass threshold on decoded keypoints, crop pixels.
     """
-    import onnxruntime as ort  # noqa: PLC0415
+    import onnxruntime as ort
 
     meta = read_onnx_meta(onnx_path)
     decode = bool(meta.get("decode"))

@@ -21,8 +21,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from kanpose_cli.core.data.keypoints import COCO17, KeypointSet
 from kanpose_cli.core.detect.base import image_id_from_path
+from kanpose_cli.core.keypoints import COCO17, KeypointSet
 
 
 @dataclass
@@ -36,7 +36,8 @@ class LabelSummary:
 
 
 class PipelineTeacher:
-    """kanpose pose model + person detector as a teacher. ``(image_bgr, path) -> (boxes, box_scores, kpts, kpt_scores)``."""
+    """kanpose pose model + person detector as a teacher.
+    ``(image_bgr, path) -> (boxes, box_scores, kpts, kpt_scores)``."""
 
     def __init__(self, detector, pipeline):
         self.detector, self.pipeline = detector, pipeline

@@ -55,7 +55,7 @@ def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, thr: f
         Indices of the kept instances, highest score first.
     """
     if sigmas is None:
-        from kanpose_cli.core.data.keypoints import COCO17  # noqa: PLC0415
+        from kanpose_cli.core.keypoints import COCO17
 
         sigmas = COCO17.sigmas_array()
     keypoints = np.asarray(keypoints, dtype=np.float64)

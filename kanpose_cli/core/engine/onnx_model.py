@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from kanpose_cli.core.codecs import build_codec
-from kanpose_cli.core.data.keypoints import get_keypoint_set
 from kanpose_cli.core.errors import DeviceError, UsageError, WeightsError
+from kanpose_cli.core.keypoints import get_keypoint_set
 
 
 def onnx_providers(device: torch.device | str) -> list[str]:
@@ -29,7 +29,7 @@ def onnx_providers(device: torch.device | str) -> list[str]:
     Raises:
         DeviceError: CUDA asked for but onnxruntime has no ``CUDAExecutionProvider`` (onnxruntime-gpu missing).
     """
-    import onnxruntime as ort  # noqa: PLC0415
+    import onnxruntime as ort
 
     dev = torch.device(device)
     if dev.type == "cpu":
@@ -59,10 +59,10 @@ class OnnxPoseModel:
     """
 
     def __init__(self, path: str | Path, device: torch.device | str = "cpu", expected_model: str | None = None):
-        import onnxruntime as ort  # noqa: PLC0415
+        import onnxruntime as ort
 
-        from kanpose_cli.core.engine.exporter import read_onnx_meta  # noqa: PLC0415
-        from kanpose_cli.core.errors import InputError  # noqa: PLC0415
+        from kanpose_cli.core.engine.exporter import read_onnx_meta
+        from kanpose_cli.core.errors import InputError
 
         self.path = Path(path)
         try:
@@ -89,7 +89,7 @@ class OnnxPoseModel:
             self.session = ort.InferenceSession(str(self.path), so, providers=onnx_providers(self.device))
         except DeviceError:
             raise
-        except Exception as exc:  # onnxruntime raises its own types
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
             raise WeightsError(f"onnxruntime cannot load {self.path}: {exc}") from None
         self.provider = self.session.get_providers()[0]
         if self.device.type == "cuda" and self.provider != "CUDAExecutionProvider":

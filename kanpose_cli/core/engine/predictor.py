@@ -40,7 +40,8 @@ def display_available() -> bool:
 
 
 def run_predict(source: Source, detector: PersonDetector, pipeline: TopDownPipeline, writer: PredictionWriter,
-                on_frame: Callable[[Frame, PoseResult | None], None] | None = None, show: bool = False) -> PredictSummary:
+                on_frame: Callable[[Frame, PoseResult | None], None] | None = None,
+                show: bool = False) -> PredictSummary:
     """Process every frame of ``source``.
 
     Unreadable images are recorded in ``summary.skipped`` and passed to ``on_frame`` with result None; the loop

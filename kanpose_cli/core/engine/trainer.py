@@ -33,10 +33,9 @@ import json
 import math
 import os
 import random
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,8 +45,10 @@ from torch.utils.data import DataLoader, DistributedSampler
 from kanpose_cli.core.data.augment import AugmentConfig
 from kanpose_cli.core.data.dataset import TopDownDataset, collate, load_coco_instances
 from kanpose_cli.core.errors import DeviceError, InputError, UsageError
+from kanpose_cli.core.io import RunDir, atomic_path, write_text_atomic
 from kanpose_cli.core.models.losses import build_loss
 from kanpose_cli.core.models.registry import PoseModel, create_model, get_spec
+from kanpose_cli.core.paths import keep_third_party_files_in_cache
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 STATE_FORMAT = "kanpose-train-state/1"
@@ -145,7 +146,8 @@ def _layer_id(name: str, num_layers: int, group0_keys) -> int:
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float, layer_decay: float | None = None,
-                 no_decay_keys=("pos_embed", "cls_token"), group0_keys=("patch_embed", "pos_embed", "cls_token")) -> list[dict]:
+                 no_decay_keys=("pos_embed", "cls_token"),
+                 group0_keys=("patch_embed", "pos_embed", "cls_token")) -> list[dict]:
     """AdamW parameter groups.
 
     No weight decay for 1-D parameters (norm weights, biases), ``*.bias`` and names containing ``no_decay_keys``.
@@ -271,16 +273,10 @@ def seed_everything(seed: int) -> None:
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    """``torch.save`` to a temp file in the same folder, then ``os.replace`` (a kill never leaves half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=path.parent)
-    os.close(fd)
-    try:
+    """``torch.save`` to a temp file in the same folder, fsync, then ``os.replace`` (a kill never leaves half a
+    file; :func:`kanpose_cli.core.io.atomic_path`)."""
+    with atomic_path(path, fsync=True) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # ------------------------------------------------------------------------------------------------- distributed
@@ -314,7 +310,7 @@ def init_distributed(device: str) -> tuple[int, int, torch.device]:
     Raises:
         DeviceError: CUDA asked for but unavailable or fewer GPUs than local ranks.
     """
-    from kanpose_cli.core.device import select_device  # noqa: PLC0415
+    from kanpose_cli.core.device import select_device
 
     rank, world, local = dist_info()
     dev = select_device(device)
@@ -353,7 +349,7 @@ def load_state(path: str | Path) -> dict:
     """Load a training state (``weights_only=True``); raises InputError if unreadable or not ours."""
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt files
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt files
         raise InputError(f"cannot read training checkpoint {path}: {exc}") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise InputError(f"{path} is not a kanpose training checkpoint")
@@ -377,7 +373,8 @@ class Trainer:
 
     Args:
         cfg: effective config (see the module docstring).
-        run_dir: run folder (rank 0 writes into it); required.
+        run_dir: run folder (rank 0 writes into it); required. A lazy :class:`~kanpose_cli.core.io.RunDir` is
+            created when training starts (:meth:`fit`), so a run that fails to set up leaves no folder.
         callbacks: :class:`Callback` objects (progress display, tests).
         state: a training state from :func:`load_state` to resume from (its config is used).
 
@@ -385,11 +382,11 @@ class Trainer:
         InputError: missing/empty data. UsageError: bad config values. DeviceError: device/AMP not available.
     """
 
-    def __init__(self, cfg: dict, run_dir: str | Path, callbacks: list[Callback] | None = None,
+    def __init__(self, cfg: dict, run_dir: str | Path | RunDir, callbacks: list[Callback] | None = None,
                  state: dict | None = None):
         self.cfg = copy.deepcopy(state["config"] if state is not None else cfg)
         cfg = self.cfg
-        self.run_dir = Path(run_dir)
+        self.run_dir = run_dir if isinstance(run_dir, RunDir) else Path(run_dir)  # a RunDir becomes a Path in fit
         self.callbacks = list(callbacks or [])
         self.rank, self.world, self.device = init_distributed(cfg.get("device", "cpu"))
         self.is_main = self.rank == 0
@@ -458,8 +455,8 @@ class Trainer:
 
     # -------------------------------------------------------------------------------------------- state
     def _load_init(self, path: str) -> None:
-        from kanpose_cli.core.checkpoint import check_state_dict  # noqa: PLC0415
-        from safetensors.torch import load_file  # noqa: PLC0415
+        from kanpose_cli.core.checkpoint import check_state_dict
+        from safetensors.torch import load_file
 
         p = Path(path).expanduser()
         if not p.is_file():
@@ -573,7 +570,7 @@ class Trainer:
         if not val or not self.is_main:
             return None
         try:
-            from kanpose_cli.core.engine.evaluator import evaluate_model  # noqa: PLC0415
+            from kanpose_cli.core.engine.evaluator import evaluate_model
         except ImportError:
             return None
         model = self.eval_model()
@@ -591,8 +588,8 @@ class Trainer:
         """Train until ``epochs``; returns a summary dict (epochs, step, best AP/epoch, wall time, paths)."""
         self._call("on_train_start")
         if self.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.json").write_text(json.dumps(self.cfg, indent=1))
+            self.run_dir = Path(self.run_dir)  # creates a lazy RunDir: the first output is written now
+            write_text_atomic(self.run_dir / "config.json", json.dumps(self.cfg, indent=1))
         every = int((self.cfg.get("val") or {}).get("every", 1) or 1)
         t_start = time.time() - self.wall_s
         while self.epoch < self.epochs:
@@ -656,7 +653,7 @@ class Trainer:
         }
 
     def _export(self, metrics: dict | None) -> None:
-        from kanpose_cli.core.checkpoint import save_checkpoint  # noqa: PLC0415
+        from kanpose_cli.core.checkpoint import save_checkpoint
 
         model = self.eval_model()
         wdir = self.run_dir / "weights"
@@ -670,25 +667,24 @@ class Trainer:
         keys: list[str] = []
         for r in self.history:
             keys += [k for k in r if k not in keys]
-        tmp = self.run_dir / ".results.csv.tmp"
-        with open(tmp, "w", newline="") as f:
+        with atomic_path(self.run_dir / "results.csv") as tmp, open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=keys)
             w.writeheader()
             for r in self.history:
                 w.writerow(r)
-        os.replace(tmp, self.run_dir / "results.csv")
         try:
             plot_results(self.history, self.run_dir / "results.png")
-        except Exception:  # a plot must never stop training
+        except Exception:  # noqa: BLE001 - a plot must never stop training
             pass
 
 
 def plot_results(history: list[dict], path: Path) -> None:
     """PNG with the training loss and the validation AP/AP50 per epoch (matplotlib, Agg backend)."""
-    import matplotlib  # noqa: PLC0415
+    keep_third_party_files_in_cache()
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     ep = [r["epoch"] for r in history]
@@ -722,7 +718,7 @@ def export_state(state_path: str | Path, out_path: str | Path, half: bool = Fals
     Returns:
         ``out_path``.
     """
-    from kanpose_cli.core.checkpoint import save_checkpoint  # noqa: PLC0415
+    from kanpose_cli.core.checkpoint import save_checkpoint
 
     state = load_state(state_path)
     cfg = state["config"]

@@ -8,23 +8,11 @@ import torch
 
 from kanpose_cli.core.checkpoint import load_checkpoint, read_checkpoint_meta
 from kanpose_cli.core.errors import WeightsError
-from kanpose_cli.core.models.registry import PoseModel, create_model, get_spec
-from kanpose_cli.core.paths import REPO_WEIGHTS_DIR, cache_dir
+from kanpose_cli.core.models.registry import PoseModel, create_model, get_spec, shipped_weights
 
 DEFAULT_MODEL = "amfacpose-r18-256x192"
 RANDOM = "random"
 RANDOM_LABEL = "RANDOM WEIGHTS (untrained)"
-
-
-def shipped_weights(model_name: str) -> Path | None:
-    """Path of the trained weights shipped for a model (repo ``weights/`` or the cache), or None."""
-    spec = get_spec(model_name)
-    if not spec.weights:
-        return None
-    for folder in (REPO_WEIGHTS_DIR, cache_dir() / "weights"):
-        if (folder / spec.weights).is_file():
-            return folder / spec.weights
-    return None
 
 
 def load_pose_model(model: str | None, weights: str | None, device: torch.device | str = "cpu") -> PoseModel:
@@ -56,7 +44,7 @@ def load_pose_model(model: str | None, weights: str | None, device: torch.device
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
     if path.suffix.lower() == ".onnx":  # exported model run by onnxruntime (kanpose export)
-        from kanpose_cli.core.engine.onnx_model import load_onnx_model  # noqa: PLC0415
+        from kanpose_cli.core.engine.onnx_model import load_onnx_model
 
         return load_onnx_model(path, expected_model=model, device=device)
     if path.suffix == ".safetensors":
@@ -76,7 +64,7 @@ def _load_foreign(model: str | None, path: Path, device) -> PoseModel:
     spec = get_spec(model)
     if spec.convert_state_dict is None:
         raise WeightsError(f"{path.name} is not a kanpose checkpoint and {model} has no converter for foreign weights")
-    from kanpose_cli.core.models.convert import load_foreign_weights  # noqa: PLC0415 (family-specific, optional)
+    from kanpose_cli.core.models.convert import load_foreign_weights
 
     m = create_model(model)
     load_foreign_weights(m, path)

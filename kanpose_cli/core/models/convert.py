@@ -166,8 +166,9 @@ def _read(path: Path) -> dict:
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except WeightsError:
         raise
-    except Exception as exc:  # corrupt file, pickled code objects refused by weights_only, ...
-        raise WeightsError(f"cannot read weights {path.name}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+    except Exception as exc:  # noqa: BLE001 - corrupt file, pickled code objects refused by weights_only, ...
+        raise WeightsError(f"cannot read weights {path.name}: "
+                           f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
     raise WeightsError(f"unsupported weights file type {suffix!r} (use .pth, .pt, .bin or .safetensors)")
 
 

@@ -13,12 +13,13 @@ Every UNSPEC point of the paper is a field of :class:`FlatPoseConfig` (defaults 
 (rows 7–9), ``topk`` 2/4/8/"full" (rows 10–13), ``head="regression"`` (row 3, pair with the ``regression`` codec
 and the ``l1`` loss), ``upsample_layers`` (row 4), ``backbone="resnet50"`` (row 2).
 
-Complexity convention (``kanpose_cli.core.models.complexity``): MACs = ``FlopCounterMode`` FLOPs / 2. The counter
-counts the ``scaled_dot_product_attention`` call with a float ``attn_mask`` on CPU (it dispatches to
-``_scaled_dot_product_flash_attention_for_cpu``, which has a formula: 2·Lq·Lk·d MACs per head, i.e. QKᵀ and A·V);
-this equals the count of the explicit ``softmax(QKᵀ/√d + B)V`` path (checked by a test). Not counted, as in
-fvcore/thop: element-wise work (softmax, bias addition, tanh, LayerNorm, GELU) and the bilinear ``grid_sample``
-of ICA (≈ 4 multiply-adds per grid channel and token pair); the ICA projections and its pair MLP are counted.
+Complexity convention (``kanpose_cli.core.models.complexity``): convolutions and matrix products as counted by
+``FlopCounterMode`` (FLOPs / 2); each ``scaled_dot_product_attention`` call (float ``attn_mask`` = ICA bias) by
+kanpose's own rule, 2·Lq·Lk·d MACs per head (QKᵀ and A·V), whatever kernel torch runs, so the figure does not
+depend on the torch version; this equals the count of the explicit ``softmax(QKᵀ/√d + B)V`` path (checked by a
+test). Not counted, as in fvcore/thop: element-wise work (softmax, bias addition, tanh, LayerNorm, GELU) and the
+bilinear ``grid_sample`` of ICA (≈ 4 multiply-adds per grid channel and token pair); the ICA projections and its
+pair MLP are counted.
 """
 
 from __future__ import annotations
@@ -255,7 +256,8 @@ def _register(name: str, cfg: FlatPoseConfig, description: str, paper: dict | No
     resolve_topk(cfg.topk, 1)
     register_model(ModelSpec(
         name=name, family="flatpose", build=FlatPose, config=cfg, codec=flatpose_codec(cfg),
-        loss=flatpose_loss(cfg), codec_for=flatpose_codec, loss_for=flatpose_loss, description=description, udp=True, paper=paper or {},
+        loss=flatpose_loss(cfg), codec_for=flatpose_codec, loss_for=flatpose_loss, description=description, udp=True,
+        paper=paper or {},
     ))
 
 

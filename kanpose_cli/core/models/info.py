@@ -7,14 +7,18 @@ import hashlib
 import json
 
 from kanpose_cli import __version__
+from kanpose_cli.core.io import write_json_atomic
 from kanpose_cli.core.models.complexity import count_macs, count_params
-from kanpose_cli.core.models.registry import create_model, get_spec, list_models
+from kanpose_cli.core.models.registry import create_model, get_spec, list_models, shipped_weights
 from kanpose_cli.core.paths import cache_dir
+
+
+MAC_RULE = "mac-rule-2"  # bump when complexity.py's counting rule changes, so cached figures are recomputed
 
 
 def _key(name: str) -> str:
     spec = get_spec(name)
-    blob = json.dumps([__version__, name, dataclasses.asdict(spec.config)], sort_keys=True, default=str)
+    blob = json.dumps([__version__, MAC_RULE, name, dataclasses.asdict(spec.config)], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -32,9 +36,7 @@ def model_complexity(name: str, use_cache: bool = True) -> tuple[int, int]:
     result = (count_params(model), count_macs(model, model.input_size))
     cache[key] = list(result)
     try:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache))
-        tmp.replace(path)
+        write_json_atomic(path, cache, indent=None)
     except OSError:
         pass
     return result
@@ -42,8 +44,6 @@ def model_complexity(name: str, use_cache: bool = True) -> tuple[int, int]:
 
 def model_rows(pattern: str | None = None) -> list[dict]:
     """One dict per registered model whose name contains ``pattern``."""
-    from kanpose_cli.core.engine.weights import shipped_weights  # noqa: PLC0415
-
     rows = []
     for name in list_models():
         if pattern and pattern not in name:

@@ -107,7 +107,8 @@ class CNNStem(nn.Module):
         super().__init__()
         layers, c = [], 3
         for out in channels:
-            layers += [nn.Conv2d(c, out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(c, out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(out),
+                       nn.ReLU(inplace=True)]
             c = out
         self.convs = nn.Sequential(*layers)
         self.proj = nn.Conv2d(c, embed_dim, 1)

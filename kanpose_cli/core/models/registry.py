@@ -10,14 +10,16 @@ import dataclasses
 import difflib
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
 import torch.nn as nn
 
 from kanpose_cli.core.codecs import KeypointCodec, build_codec
-from kanpose_cli.core.data.keypoints import KeypointSet, get_keypoint_set
 from kanpose_cli.core.errors import UsageError
+from kanpose_cli.core.keypoints import KeypointSet, get_keypoint_set
+from kanpose_cli.core.paths import cache_dir, shipped_weights_dir
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -40,7 +42,8 @@ class ModelSpec:
         mean, std: RGB normalisation of the input in [0, 1] units.
         udp: whether crops use the UDP affine (spec §1.3).
         paper: reference numbers from the paper (``{"ap": ..., "params_m": ..., "gflops": ...}``), for display.
-        weights: file name of trained weights shipped in the repository's ``weights/`` folder, or None.
+        weights: file name of trained weights shipped in the repository's ``weights/`` folder, or None (found
+            there or in the cache by :func:`shipped_weights`).
         convert_state_dict: optional ``fn(state_dict) -> (state_dict, report)`` turning foreign checkpoints
             (official repos, Hugging Face) into this variant's keys.
         codec_for, loss_for: optional ``fn(config) -> dict`` giving the codec/loss settings for an *overridden*
@@ -94,6 +97,18 @@ def get_spec(name: str) -> ModelSpec:
         hint = f" Did you mean: {', '.join(close)}?" if close else " Run `kanpose models` for the list."
         raise UsageError(f"unknown model {name!r}.{hint}")
     return _REGISTRY[name]
+
+
+def shipped_weights(model_name: str) -> Path | None:
+    """Path of the trained weights shipped for a model (:func:`~kanpose_cli.core.paths.shipped_weights_dir`, then
+    ``<cache>/weights``), or None."""
+    spec = get_spec(model_name)
+    if not spec.weights:
+        return None
+    for folder in (shipped_weights_dir(), cache_dir() / "weights"):
+        if (folder / spec.weights).is_file():
+            return folder / spec.weights
+    return None
 
 
 def _coerce(value, annotation):

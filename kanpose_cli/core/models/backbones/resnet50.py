@@ -44,8 +44,9 @@ def _imagenet_state_dict(weights_name: str) -> dict:
                            f"known: {', '.join(w.name for w in ResNet50_Weights)}") from None
     try:
         return weights.get_state_dict(progress=True)
-    except Exception as exc:  # no network, corrupt cache ...
-        raise WeightsError(f"cannot get torchvision ResNet-50 {weights_name} weights: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - no network, corrupt cache ...
+        raise WeightsError(f"cannot get torchvision ResNet-50 {weights_name} weights: "
+                           f"{type(exc).__name__}: {exc}") from None
 
 
 class ResNet50Features(nn.Module):

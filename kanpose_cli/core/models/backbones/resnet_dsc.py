@@ -96,7 +96,8 @@ class DSCResNet(nn.Module):
         stages = [resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4]
         if rkan is not None:
             in_chs = (64,) + STAGE_CHANNELS[:-1]
-            stages = [rkan(i, stage, in_chs[i], STAGE_CHANNELS[i], 1 if i == 0 else 2) for i, stage in enumerate(stages)]
+            stages = [rkan(i, stage, in_chs[i], STAGE_CHANNELS[i], 1 if i == 0 else 2)
+                      for i, stage in enumerate(stages)]
         self.stages = nn.ModuleList(stages)
         self.se = nn.ModuleList([SqueezeExcite(c, se_reduction) if se else nn.Identity() for c in STAGE_CHANNELS])
         self.scrm = nn.ModuleList([

@@ -14,8 +14,10 @@ import torch.nn as nn
 
 def coordinate_channels(batch: int, height: int, width: int, device=None, dtype=None) -> torch.Tensor:
     """(B, 2, H, W) coordinate channels in [−1, 1]: channel 0 is x (varies along width), channel 1 is y."""
-    xs = torch.linspace(-1.0, 1.0, width, device=device, dtype=dtype) if width > 1 else torch.zeros(1, device=device, dtype=dtype)
-    ys = torch.linspace(-1.0, 1.0, height, device=device, dtype=dtype) if height > 1 else torch.zeros(1, device=device, dtype=dtype)
+    xs = (torch.linspace(-1.0, 1.0, width, device=device, dtype=dtype) if width > 1
+          else torch.zeros(1, device=device, dtype=dtype))
+    ys = (torch.linspace(-1.0, 1.0, height, device=device, dtype=dtype) if height > 1
+          else torch.zeros(1, device=device, dtype=dtype))
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
     return torch.stack([grid_x, grid_y]).unsqueeze(0).expand(batch, 2, height, width)
 

@@ -50,7 +50,9 @@ class AFPN(nn.Module):
         self.lateral = nn.ModuleList(
             nn.Sequential(nn.Conv2d(c, width, 1, bias=False), nn.BatchNorm2d(width)) for c in in_channels
         )
-        self.dgcb = nn.ModuleList(DualGateContextBlock(width, dgcb_mode) if dgcb else nn.Identity() for _ in in_channels)
+        self.dgcb = nn.ModuleList(
+            DualGateContextBlock(width, dgcb_mode) if dgcb else nn.Identity() for _ in in_channels
+        )
         self.fuse = nn.Sequential(nn.Conv2d(width * len(in_channels), width, 1, bias=False), nn.BatchNorm2d(width),
                                   nn.ReLU(inplace=True))
         self.out_channels = width

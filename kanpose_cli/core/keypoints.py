@@ -1,5 +1,8 @@
 """Keypoint-set metadata as data: names, flip index, skeleton, OKS sigmas (COCO-17).
 
+:class:`KeypointSet`, :data:`COCO17` and :func:`get_keypoint_set`. It sits at the bottom of ``kanpose_cli.core``
+and imports nothing from kanpose (numpy only), so results, models, codecs, data and engine can all use it.
+
 Reference: COCO 2017 keypoint annotations and ViTPose ``configs/_base_/datasets/coco.py`` (spec §1.1).
 """
 
