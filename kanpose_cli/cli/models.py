@@ -34,7 +34,8 @@ def models(
     """List pose models: input size, parameters, GMACs and whether trained weights ship.
 
     GMACs are multiply-accumulates (what the papers call GFLOPs) of one forward pass at the model's input size,
-    counted with torch.utils.flop_counter, attention included. json and csv give the exact counts (params, macs).
+    counted as in core/models/complexity.py (attention by kanpose's own rule), the same on every torch. json and
+    csv give the exact counts (params, macs).
     """
     from kanpose_cli.core.models.info import model_rows
 

@@ -2,7 +2,8 @@
 
 Without this, a corrupt input prints the libraries' own lines before kanpose's error, e.g. OpenCV's
 ``[ERROR:0@2.9] global grfmt_png.cpp:296 readHeader ...`` or FFmpeg's ``[mov,mp4,m4a,3gp,3g2,mj2 @ 0x...] moov atom
-not found`` (written by native code straight to stderr), or ultralytics' ``WARNING ⚠️ ...`` lines (to stdout).
+not found`` (written by native code straight to stderr), ultralytics' ``WARNING ⚠️ ...`` lines (to stdout), or
+Python deprecation warnings that one library raises about another.
 kanpose reports every such failure itself. ``KANPOSE_DEBUG=1`` leaves all of them on; a variable the user set
 (``OPENCV_LOG_LEVEL``, ``OPENCV_FFMPEG_LOGLEVEL``, ``YOLO_VERBOSE``) is kept.
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 
 QUIET_ENV = {
     "OPENCV_LOG_LEVEL": "SILENT",  # OpenCV's own logger, read when cv2 is imported
@@ -40,3 +42,7 @@ def silence_third_party_logs() -> None:
             pass
     # ultralytics re-configures its logger's level and handlers when imported, but never re-enables it.
     logging.getLogger("ultralytics").disabled = True
+    # Libraries' deprecation notices about each other (e.g. torch's ``torch.jit.interface`` FutureWarning, raised
+    # when timm < 1.0.9 is imported) are for their developers, not for kanpose's users.
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
