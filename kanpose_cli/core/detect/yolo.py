@@ -33,6 +33,12 @@ def _prepare_environment() -> None:
         os.environ.setdefault("YOLO_OFFLINE", "true")
 
 
+# ultralytics 8.4.0 creates its save folder (``./runs/<task>/predict``) even when nothing is saved; point it into the
+# kanpose cache so that the working directory stays untouched on every supported version.
+def _save_dir_args() -> dict:
+    return {"project": str(cache_dir() / "ultralytics" / "runs"), "name": "predict", "exist_ok": True}
+
+
 def _ultralytics():
     _prepare_environment()
     import ultralytics
@@ -98,7 +104,8 @@ class YoloPersonDetector:
         """Detect persons in several images at once; one ``(boxes, scores)`` per image."""
         try:
             results = self.model.predict(images_bgr, conf=self.conf, iou=self.iou, imgsz=self.imgsz, classes=[0],
-                                         device=self.device, half=self.half, max_det=self.max_det, verbose=False)
+                                         device=self.device, half=self.half, max_det=self.max_det, verbose=False,
+                                         **_save_dir_args())
         except (ValueError, TypeError) as exc:
             raise InputError(f"detector failed: {exc}") from None
         out = []
@@ -148,7 +155,8 @@ class YoloPoseEstimator:
         """Poses in several images at once (shapes in the class docstring)."""
         try:
             results = self.model.predict(images_bgr, conf=self.conf, iou=self.iou, imgsz=self.imgsz, classes=[0],
-                                         device=self.device, half=self.half, max_det=self.max_det, verbose=False)
+                                         device=self.device, half=self.half, max_det=self.max_det, verbose=False,
+                                         **_save_dir_args())
         except (ValueError, TypeError) as exc:
             raise InputError(f"YOLO pose model failed: {exc}") from None
         out = []
