@@ -6,7 +6,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from kanpose_cli.core.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
+from kanpose_cli.core.weights.card import read_checkpoint_meta
+from kanpose_cli.core.weights.checkpoint import load_checkpoint, save_checkpoint
 from kanpose_cli.core.errors import WeightsError
 from kanpose_cli.core.models import create_model
 

@@ -212,7 +212,7 @@ def _one_person(path: str) -> PoseResult:
 
 
 def test_prediction_writer_without_draw_uses_the_skeleton_drawer(tmp_path):
-    from kanpose_cli.core.data.draw import draw_poses
+    from kanpose_cli.core.draw import draw_poses
     from kanpose_cli.core.data.writers import PredictionWriter
 
     image = np.full((200, 200, 3), 128, np.uint8)

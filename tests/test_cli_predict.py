@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kanpose_cli.cli.app import app
-from kanpose_cli.core.checkpoint import save_checkpoint
+from kanpose_cli.core.weights.checkpoint import save_checkpoint
 from kanpose_cli.core.models import create_model, list_models
 
 runner = CliRunner()

@@ -82,7 +82,8 @@ def test_onnx_export_parity_every_family(family, coco_mini, tmp_path, crops_cach
 def test_onnx_decode_in_graph_simcc(coco_mini, tmp_path, crops_cache):
     """``--decode``: the SimCC decode traces; keypoints (crop px) + scores straight from onnxruntime."""
     from kanpose_cli.core.engine.exporter import check_onnx_parity, export_onnx
-    from kanpose_cli.core.engine.onnx_model import OnnxPoseModel
+    from kanpose_cli.core.models.registry import PoseModel
+    from kanpose_cli.core.weights import load_pose_model
 
     name = smallest_variant("amfacpose") if "amfacpose" in FAMILIES else smallest_variant(FAMILIES[0])
     torch.manual_seed(0)
@@ -91,15 +92,16 @@ def test_onnx_decode_in_graph_simcc(coco_mini, tmp_path, crops_cache):
     crops = _crops(model, coco_mini, crops_cache)
     report = check_onnx_parity(model, path, crops)
     assert report.raw_max_abs is None and report.kpt_max_px <= 0.01, report
-    onnx_model = OnnxPoseModel(path)
-    assert onnx_model.decode_in_graph and onnx_model.provider == "CPUExecutionProvider"
+    onnx_model = load_pose_model(None, str(path))  # the same PoseModel class, onnxruntime as its network
+    assert isinstance(onnx_model, PoseModel) and onnx_model.spec is get_spec(name)
+    assert onnx_model.net.decode_in_graph and onnx_model.backend == "onnxruntime CPUExecutionProvider"
     x = model.normalize(torch.from_numpy(crops))
     k, s = onnx_model.predict(x)
     k_ref, s_ref = model.predict(x)
     assert k.shape == (4, model.keypoints.num_keypoints, 2) and s.shape == k.shape[:2]
     assert float((k - k_ref).abs().max()) <= 0.01
     # flip test: raw-output files merge exactly like PyTorch; decode-in-graph files stay close on real crops
-    raw = OnnxPoseModel(export_onnx(model, tmp_path / "raw.onnx"))
+    raw = load_pose_model(name, str(export_onnx(model, tmp_path / "raw.onnx")))
     kf, _ = raw.predict(x, flip=True)
     kf_ref, _ = model.predict(x, flip=True)
     assert float((kf - kf_ref).abs().max()) <= 0.01
@@ -141,7 +143,7 @@ def _predict_json(source: Path, weights: Path, out: Path) -> tuple[dict[str, dic
 def test_predict_with_onnx_matches_safetensors(unlabeled_images, tmp_path):
     """Random-weights checkpoint -> ``kanpose export`` -> ``kanpose predict --weights model.onnx`` gives the same
     keypoints (within 0.5 px) as the .safetensors checkpoint on real images."""
-    from kanpose_cli.core.checkpoint import save_checkpoint
+    from kanpose_cli.core.weights.checkpoint import save_checkpoint
 
     name = smallest_variant("amfacpose") if "amfacpose" in FAMILIES else smallest_variant(FAMILIES[0])
     torch.manual_seed(1)
@@ -172,7 +174,7 @@ def test_onnx_errors(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from kanpose_cli.core.engine.onnx_model import onnx_providers
+    from kanpose_cli.core.weights.onnx import onnx_providers
     from kanpose_cli.core.errors import DeviceError
 
     import cv2

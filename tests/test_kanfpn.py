@@ -9,7 +9,7 @@ import torch
 from kanpose_cli.core.models import create_model, get_spec, list_models
 from kanpose_cli.core.models.backbones.resnet50 import ResNet50Features
 from kanpose_cli.core.models.complexity import count_macs, count_params
-from kanpose_cli.core.models.convert import convert_vitpose_to_hybrid, load_foreign_weights
+from kanpose_cli.core.weights.convert import convert_vitpose_to_hybrid, load_foreign_weights
 from kanpose_cli.core.models.kanfpn import P2Reducer
 
 # measured with count_params / count_macs (256×192, 1 image); see docs/kanfpn.md

@@ -25,6 +25,32 @@ RULES = [
     ("kanpose_cli.core.keypoints", "kanpose_cli.core", "keypoint metadata is the bottom: no kanpose imports"),
     ("kanpose_cli.core.paths", "kanpose_cli.core", "paths is the bottom: no kanpose imports"),
     ("kanpose_cli.core.errors", "kanpose_cli.core", "errors is the bottom: no kanpose imports"),
+    ("kanpose_cli.core.models", "kanpose_cli.core.weights",
+     "models declare published weights as data; reading, converting and downloading files is the weights package's "
+     "job, which sits above models"),
+    ("kanpose_cli.core.codecs", "kanpose_cli.core.weights", "codecs sit below the weights package"),
+    ("kanpose_cli.core.weights", "kanpose_cli.core.engine", "the weights package sits below engine"),
+    ("kanpose_cli.core.weights", "kanpose_cli.core.data", "model files need no datasets, readers or writers"),
+    ("kanpose_cli.core.weights", "kanpose_cli.core.detect", "model files need no detectors"),
+    ("kanpose_cli.core.track", "kanpose_cli.core.engine", "tracking and smoothing sit below engine (the estimator)"),
+    ("kanpose_cli.core.track", "kanpose_cli.core.data", "tracks need no readers or writers"),
+    ("kanpose_cli.core.detect", "kanpose_cli.core.track", "detectors and trackers are glue below the track sessions"),
+    ("kanpose_cli.core.results", "kanpose_cli.core.detect", "results sit below the detectors that produce them"),
+]
+
+# The command layer: options and printing only. Box sources, the pipeline and the trackers are built in one place
+# (``core.engine.estimator.PoseEstimator``), never by a command.
+CLI_RULES = [
+    ("kanpose_cli.cli", "kanpose_cli.core.detect", "box sources and detectors are built by the estimator"),
+    ("kanpose_cli.cli", "kanpose_cli.core.engine.pipeline", "the crop -> network -> uncrop loop is the estimator's"),
+    ("kanpose_cli.cli", "kanpose_cli.core.track", "trackers are built by the estimator"),
+]
+
+# (module, the only kanpose modules it may import, why)
+ONLY = [
+    ("kanpose_cli.core.registry", {"kanpose_cli.core.errors"},
+     "the generic registry (models, codecs, losses, converters) sits at the bottom, next to errors"),
+    ("kanpose_cli.core.draw", set(), "drawing reads results by duck typing, so results.plot() can use it"),
 ]
 
 
@@ -72,6 +98,36 @@ def core_imports() -> dict[str, set[str]]:
     return graph
 
 
+def cli_imports() -> dict[str, set[str]]:
+    """``{module: imported kanpose_cli modules}`` for every module under ``kanpose_cli/cli``."""
+    graph = {}
+    for path in sorted((ROOT / "kanpose_cli" / "cli").rglob("*.py")):
+        parts = ("kanpose_cli", "cli") + path.relative_to(ROOT / "kanpose_cli" / "cli").with_suffix("").parts
+        is_package = parts[-1] == "__init__"
+        module = ".".join(parts[:-1] if is_package else parts)
+        names = imported_modules(path.read_text(encoding="utf-8"), module, is_package)
+        graph[module] = {name for name in names if _is_module(name)}
+    return graph
+
+
+def test_commands_build_no_inference_themselves():
+    graph = cli_imports()
+    assert "kanpose_cli.cli.predict" in graph
+    bad = [f"{module} imports {name} ({why})"
+           for module, names in graph.items()
+           for source, target, why in CLI_RULES if _under(module, source)
+           for name in sorted(names) if _under(name, target)]
+    assert not bad, "commands reaching past the estimator:\n" + "\n".join(bad)
+
+
+def test_package_root_imports_nothing_eagerly():
+    """``kanpose_cli/__init__.py`` exports the API lazily (module ``__getattr__``): no import at the top level."""
+    tree = ast.parse((ROOT / "kanpose_cli" / "__init__.py").read_text(encoding="utf-8"))
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert all(isinstance(n, ast.ImportFrom) and n.module == "__future__" or
+               isinstance(n, ast.Import) and [a.name for a in n.names] == ["importlib"] for n in top), top
+
+
 def _component(name: str) -> str | None:
     """``core.<subpackage or top-level module>`` or ``cli``; None for the package roots themselves."""
     parts = name.split(".")
@@ -100,7 +156,8 @@ def test_import_parser_sees_lazy_relative_and_submodule_imports():
 def test_core_has_modules_to_check():
     graph = core_imports()
     for module in ("kanpose_cli.core.keypoints", "kanpose_cli.core.results", "kanpose_cli.core.models.registry",
-                   "kanpose_cli.core.engine.weights", "kanpose_cli.core.data.writers"):
+                   "kanpose_cli.core.weights.loader", "kanpose_cli.core.weights.hub", "kanpose_cli.core.registry",
+                   "kanpose_cli.core.data.writers"):
         assert module in graph
 
 
@@ -110,6 +167,15 @@ def test_no_upward_imports():
            for source, target, why in RULES if _under(module, source)
            for name in sorted(names) if _under(name, target)]
     assert not bad, "upward imports:\n" + "\n".join(bad)
+
+
+def test_bottom_modules_import_only_what_they_may():
+    graph = core_imports()
+    bad = [f"{module} imports {name} ({why})"
+           for source, allowed, why in ONLY
+           for module, names in graph.items() if _under(module, source)
+           for name in sorted(names) if not any(_under(name, a) for a in allowed)]
+    assert not bad, "imports beyond the allowed ones:\n" + "\n".join(bad)
 
 
 def test_core_components_have_no_import_cycle():

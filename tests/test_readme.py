@@ -56,3 +56,41 @@ def test_readme_main_command_runs_verbatim_on_a_fresh_home(tmp_path):
     assert [p.name for p in work.iterdir()] == ["runs"]
     assert [p.relative_to(home).as_posix() for p in home.iterdir()] == [".cache"]
     assert [p.name for p in (home / ".cache").iterdir()] == ["kanpose"]
+
+
+def readme_python_example() -> str:
+    """The first ```python block under '## Python API' in README.md."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Python API", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert block, "README.md: no python block under '## Python API'"
+    return block.group(1)
+
+
+def test_readme_python_example_runs(tmp_path):
+    """The API example, run as written with ultralytics' bus.jpg and a 4-frame clip made from it (moving right)."""
+    import importlib.util
+
+    import cv2
+    import numpy as np
+
+    bus = Path(importlib.util.find_spec("ultralytics").origin).parent / "assets" / "bus.jpg"
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    home.mkdir()
+    image = cv2.imread(str(bus))
+    (work / "bus.jpg").write_bytes(bus.read_bytes())
+    small = cv2.resize(image, (405, 540))
+    writer = cv2.VideoWriter(str(work / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (405, 540))
+    for t in range(4):
+        writer.write(cv2.warpAffine(small, np.float32([[1, 0, 2 * t], [0, 1, 0]]), (405, 540)))
+    writer.release()
+    proc = subprocess.run([sys.executable, "-c", readme_python_example()], cwd=work, env=fresh_user_env(home),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "(4, 17, 2)" and lines[1] == "(4, 17)", lines  # the four people in front of the bus
+    frames = [ln for ln in lines if ln.split()[0].isdigit()]
+    assert [ln.split()[0] for ln in frames] == ["0", "1", "2", "3"], lines
+    ids = [set(ln.split("[", 1)[1].rstrip("]").split()) for ln in frames]
+    assert ids[0] == {"1", "2", "3", "4"} and all(i <= ids[0] for i in ids), lines  # no new ids: the same people

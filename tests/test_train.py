@@ -162,9 +162,9 @@ def test_set_overrides_and_unknown_key_suggestion():
 
 
 def test_recipes_exist_for_every_family():
-    from kanpose_cli.core.models.registry import _REGISTRY
+    from kanpose_cli.core.models.registry import MODELS
 
-    for fam in {s.family for s in _REGISTRY.values()}:
+    for fam in {s.family for _, s in MODELS.items()}:
         cfg = T.load_recipe(fam)
         assert cfg["optim"]["lr"] > 0 and cfg["epochs"] > 0
 
@@ -209,7 +209,7 @@ def test_overfit_eight_real_persons_reaches_ap_08(sub8, tmp_path):
     summary = T.Trainer(cfg, tmp_path / "run").fit()
     assert summary["step"] == 125
     assert summary["best_ap"] > 0.8, summary
-    from kanpose_cli.core.checkpoint import load_checkpoint
+    from kanpose_cli.core.weights.checkpoint import load_checkpoint
 
     m = load_checkpoint(summary["last"])
     assert evaluate_model(m, ann, images, boxes="gt", flip=False)["AP"] > 0.8

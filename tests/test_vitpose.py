@@ -17,7 +17,7 @@ from kanpose_cli.core.keypoints import get_keypoint_set
 from kanpose_cli.core.models import create_model, get_spec
 from kanpose_cli.core.models.backbones.vit import ViT
 from kanpose_cli.core.models.complexity import count_params
-from kanpose_cli.core.models.convert import convert_vitpose, load_foreign_weights
+from kanpose_cli.core.weights.convert import convert_vitpose, load_foreign_weights
 from kanpose_cli.core.models.heads.heatmap import ClassicHeatmapHead
 from kanpose_cli.core.models.losses import build_loss
 

@@ -38,6 +38,10 @@ def bench(
         "fp32,fp16,bf16 on CUDA.", rich_help_panel="Performance")] = None,
     channels_last: Annotated[bool, typer.Option("--channels-last", help="NHWC memory format.",
                                                 rich_help_panel="Performance")] = False,
+    plain: Annotated[bool, typer.Option(
+        "--plain", help="Also time every kanpose network as built (impl kanpose-plain), interleaved with the "
+        "inference copy predict runs (impl kanpose: BatchNorm folded into the convs, CPU micro-batches).",
+        rich_help_panel="Performance")] = False,
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the networks (slow first call).",
                                            rich_help_panel="Performance")] = False,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads (torch.set_num_threads); "
@@ -59,8 +63,9 @@ def bench(
                                             rich_help_panel="End to end")] = 20,
     e2e: Annotated[bool, typer.Option("--e2e/--no-e2e", help="Run the end-to-end (detector + pose) rows.",
                                       rich_help_panel="End to end")] = True,
-    detector: Annotated[str, typer.Option("--detector", help="YOLO weights for the end-to-end rows and the "
-                                          "one-stage peer.", rich_help_panel="End to end")] = "yolo11n-pose.pt",
+    detector: Annotated[Optional[str], typer.Option(
+        "--detector", help="YOLO weights for the end-to-end rows and the one-stage peer (default yolo11n-pose.pt), "
+        "or none (whole image as one person).", rich_help_panel="End to end", show_default=False)] = None,
     peers: Annotated[bool, typer.Option("--peers/--no-peers", help="Also measure transformers VitPose (same "
                                         "weights as vitpose-s/-b) and ultralytics YOLO11n-pose.",
                                         rich_help_panel="Models")] = True,
@@ -73,35 +78,21 @@ def bench(
     End-to-end rows time detector + crops + pose + decode per in-memory image. GMACs = multiply-accumulates
     (papers' "GFLOPs"); utilisation = 2·MACs/s ÷ device peak (measured fp32 matmul on CPU, datasheet on GPU).
     """
-    import torch
+    from kanpose_cli.core.engine import benchmark as B  # lazy: keep `--help` fast
 
-    from kanpose_cli.core.device import select_device
-    from kanpose_cli.core.engine import benchmark as B
-
-    dev = select_device(device)
     names = B.resolve_models(models)
-    cuda = dev.type == "cuda"
-    batches = B.parse_int_list(batch) if batch else ([1, 2] if quick else ([1, 8, 32, 64] if cuda else [1, 8]))
-    precisions = B.parse_precisions(precision or ("fp32,fp16,bf16" if cuda and not quick else "fp32"), dev)
-    settings = B.BenchSettings(
-        device=dev, batches=batches, precisions=precisions, channels_last=channels_last, compile=compile_,
-        warmup=warmup if warmup is not None else (1 if quick else (2 if not cuda else 10)),
-        iters=iters if iters is not None else (3 if quick else (20 if not cuda else 100)),
-        min_iters=1 if quick else 3,
-        max_seconds=max_time if max_time is not None else (1.0 if quick else (8.0 if not cuda else 5.0)),
-        threads=threads or torch.get_num_threads(), quick=quick)
-    import os
-
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    if dev.type == "cpu" and load > (os.cpu_count() or 1):
-        hint = "; with several threads OpenMP barriers stall badly, try --threads 1" if settings.threads > 1 else ""
-        console.print(f"[yellow]warning:[/] the machine is busy (load average {load:.1f} on {os.cpu_count()} CPUs): "
-                      f"timings will be noisy{hint}")
+    settings = B.make_settings(device, batch, precision, channels_last, compile_, threads, warmup, iters, max_time,
+                               quick, plain)
+    dev, batches, precisions = settings.device, settings.batches, settings.precisions
+    warning = B.busy_warning(settings)
+    if warning:
+        console.print(f"[yellow]warning:[/] {warning}")
     imgs, desc = (B.load_images(images, 1 if quick else max_images) if e2e else (None, ""))
     console.print(f"[bold]kanpose bench[/] · {len(names)} models · device {dev} · threads {settings.threads} · "
                   f"batches {','.join(map(str, batches))} · {','.join(precisions)}"
                   f"{' · channels-last' if channels_last else ''}{' · compile' if compile_ else ''}"
-                  f"{' · quick' if quick else ''}" + (f" · end to end on {desc}" if imgs else " · no end-to-end"))
+                  f"{' · quick' if quick else ''}{' · plain too' if plain else ''}"
+                  + (f" · end to end on {desc}" if imgs else " · no end-to-end"))
 
     def on_row(r):
         if r.section == "model":
@@ -139,7 +130,7 @@ def render(result) -> None:
                   f"channels-last {s['channels_last']}, compile {s['compile']}, flip test off"),
                  ("peak", ", ".join(f"{k} {v:.3f} TFLOP/s" for k, v in peak.items() if v) + f" ({env['peak_source']})"),
                  ("model-only timed", "network forward on random normalised crops on the device; no decode"),
-                 ("end-to-end timed", f"YOLO detection + crops + pose + decode per in-memory image "
+                 ("end-to-end timed", f"person boxes + crops + pose + decode per in-memory image "
                   f"({s.get('images', 'not run')})")]:
         head.add_row(str(k), str(v))
     print_table(head)

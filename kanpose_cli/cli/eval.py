@@ -10,7 +10,7 @@ import typer
 
 from kanpose_cli.cli.console import console, make_progress, print_table, stdout
 from kanpose_cli.cli.errors import fail, handle_errors
-from kanpose_cli.cli.options import BatchOpt, DeviceOpt, ModelOpt, WeightsOpt
+from kanpose_cli.cli.options import BatchOpt, BoxesHelp, DeviceOpt, ModelOpt, WeightsOpt
 
 EPILOG = (
     "Examples:  kanpose eval coco --data ../shared/data/coco-mini --weights best.safetensors  ·  "
@@ -23,45 +23,7 @@ EPILOG = (
 eval_app = typer.Typer(name="eval", help="Evaluate pose models (COCO keypoint AP).", no_args_is_help=True,
                        context_settings={"help_option_names": ["-h", "--help"]})
 
-YOLO_PREFIX = "yolo:"
 METRIC_ROWS = (("AP", ("AP", "AP50", "AP75", "APM", "APL")), ("AR", ("AR", "AR50", "AR75", "ARM", "ARL")))
-
-
-def _resolve_data(data: Optional[Path], split: str, ann: Optional[Path], images: Optional[Path],
-                  need_images: bool) -> tuple[Path, Optional[Path]]:
-    """``--data DIR`` (standard layout) or ``--ann FILE --images DIR`` -> (annotation file, images folder)."""
-    from kanpose_cli.core.data.coco import standard_layout
-    from kanpose_cli.core.errors import UsageError
-
-    if data is not None and (ann is not None or images is not None):
-        raise UsageError("give either --data DIR or --ann FILE --images DIR, not both")
-    if data is not None:
-        if not data.expanduser().is_dir():
-            raise UsageError(f"--data: folder not found: {data}")
-        ann, images = standard_layout(data, split)
-        if not ann.is_file():
-            raise UsageError(f"--data: {ann} not found (expected DIR/annotations/person_keypoints_{split}.json)")
-    elif ann is None:
-        raise UsageError("say which dataset: --data DIR (COCO layout) or --ann FILE --images DIR")
-    elif not ann.expanduser().is_file():
-        raise UsageError(f"--ann: annotation file not found: {ann}")
-    if need_images:
-        if images is None:
-            raise UsageError("--images DIR is needed with --ann (unless only scoring --results)")
-        if not images.expanduser().is_dir():
-            raise UsageError(f"images folder not found: {images}")
-    return ann.expanduser(), images.expanduser() if images is not None else None
-
-
-def _parse_ids(text: Optional[str]) -> Optional[list[int]]:
-    from kanpose_cli.core.errors import UsageError
-
-    if text is None:
-        return None
-    try:
-        return [int(t) for t in text.replace(" ", "").split(",") if t]
-    except ValueError:
-        raise UsageError(f"--image-ids: expected comma-separated integers, got {text!r}") from None
 
 
 def _print_settings(rows: dict) -> None:
@@ -183,13 +145,13 @@ def coco(
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     boxes: Annotated[Optional[str], typer.Option(
-        "--boxes", help="Person boxes: gt (ground truth, score 1), detector (live YOLO), or a COCO "
-        "detection-results JSON file. Default gt.", rich_help_panel="Boxes")] = None,
+        "--boxes", help=BoxesHelp + " Default: gt.", rich_help_panel="Boxes", show_default=False)] = None,
     box_thr: Annotated[float, typer.Option("--box-thr", min=0.0, max=1.0,
                                            help="Minimum score of boxes from a --boxes FILE.",
                                            rich_help_panel="Boxes")] = 0.0,
-    detector: Annotated[str, typer.Option("--detector", help="YOLO weights for --boxes detector.",
-                                          rich_help_panel="Boxes")] = "yolo11n-pose.pt",
+    detector: Annotated[Optional[str], typer.Option(
+        "--detector", help="YOLO weights for --boxes detector (default yolo11n-pose.pt), or none (whole image).",
+        rich_help_panel="Boxes", show_default=False)] = None,
     det_conf: Annotated[float, typer.Option("--det-conf", min=0.0, max=1.0,
                                             help="Detector confidence for --boxes detector and yolo: models.",
                                             rich_help_panel="Boxes")] = 0.001,
@@ -209,80 +171,32 @@ def coco(
     Protocol: boxes from --boxes, flip test, rescoring (box score × mean keypoint score > 0.2), OKS-NMS 0.9.
     Writes results.json and metrics.json (with the exact settings) to an auto-numbered folder.
     """
-    from kanpose_cli.core.io import next_run_dir  # lazy: keep `--help` fast
-    from kanpose_cli.core.device import select_device
-    from kanpose_cli.core.engine import evaluator
-    from kanpose_cli.core.errors import UsageError
+    from kanpose_cli.core.engine import evaluator  # lazy: keep `--help` fast
+    from kanpose_cli.core.io import next_run_dir
 
-    from kanpose_cli.core.data.coco import CocoKeypointData
-
-    ids = _parse_ids(image_ids)
-    ann_file, images_dir = _resolve_data(data, split, ann, images, need_images=results is None)
-    dataset = CocoKeypointData(ann_file)  # validates the file and the ids before anything runs or is printed
-    if ids is not None or max_images is not None:
-        ids = dataset.select(ids, max_images)
+    ann_file, images_dir = evaluator.resolve_data(data, split, ann, images, need_images=results is None)
+    dataset, ids = evaluator.select_images(ann_file, image_ids, max_images)  # fails before anything is printed
     n_images = len(ids) if ids is not None else len(dataset.image_ids)
 
     if results is not None:
-        if model is not None or weights is not None or boxes is not None:
-            raise UsageError("--results scores an existing file: leave out --model, --weights and --boxes")
-        if not results.expanduser().is_file():
-            raise UsageError(f"--results: file not found: {results}")
-        dets = evaluator.load_results(results.expanduser())  # bad input fails before anything is printed
+        dets = evaluator.load_results_option(results, model, weights, boxes)
         _print_settings({"mode": "score existing results", "results": results, "annotations": ann_file,
                          "images": "all" if ids is None else len(ids)})
-        report = evaluator.score_results(dataset.coco, dets, image_ids=ids)
         run_dir = next_run_dir(save_dir)
-        report["settings"] = {"mode": "score-only", "results_file": str(results),
-                              **evaluator.base_settings(ann_file, images_dir, ids)}
-        evaluator.write_metrics(run_dir / "metrics.json", report)
+        report = evaluator.score_existing(dataset, dets, results, run_dir, images_dir, ids)
         _print_metrics(report, f"COCO keypoints · {results.name} · {report['num_results']} results")
         console.print(f"metrics in {run_dir / 'metrics.json'}")
         if analyze:
             _analyze(dataset.coco, dets, run_dir, ids, (), images_dir)
         return
 
-    dev = select_device(device)
-    is_yolo = model is not None and model.lower().startswith(YOLO_PREFIX)
-    if is_yolo:
-        if weights is not None:
-            raise UsageError("--weights does not apply to yolo: models; use --model yolo:PATH")
-        if boxes is not None:
-            raise UsageError("--boxes does not apply to yolo: models (they detect their own people)")
-    boxes = boxes or "gt"
-    if not is_yolo and boxes.lower() not in ("gt", "detector") and not Path(boxes).expanduser().is_file():
-        raise UsageError(f"unknown --boxes value {boxes!r}: expected gt, detector, or an existing COCO "
-                         f"detection-results JSON file")
-
-    pose = estimator = None
-    if is_yolo:
-        from kanpose_cli.core.detect.yolo import YoloPoseEstimator
-        from kanpose_cli.core.errors import WeightsError
-
-        try:
-            estimator = YoloPoseEstimator(model[len(YOLO_PREFIX):], conf=det_conf, device=str(dev))
-        except WeightsError as exc:
-            raise WeightsError(str(exc).replace("--detector PATH", "--model yolo:PATH")) from None
-    else:
-        from kanpose_cli.core.engine.weights import RANDOM_LABEL, load_pose_model
-
-        pose = load_pose_model(model, weights, dev)
-        if pose.weights_label == RANDOM_LABEL:
-            console.print("[yellow]warning:[/] random weights: the AP is meaningless (for tests only)")
+    est = evaluator.make_estimator(model, weights, boxes, detector, dataset, device=device, flip=flip, batch=batch,
+                                   det_conf=det_conf, box_thr=box_thr)
+    if est.random_weights:
+        console.print("[yellow]warning:[/] random weights: the AP is meaningless (for tests only)")
     run_dir = next_run_dir(save_dir)
     results_file = run_dir / "results.json"
-    header = {
-        "model": model if is_yolo else pose.name,
-        "weights": str(estimator.weights) if is_yolo else pose.weights_label,
-        "boxes": f"own (YOLO pose, conf ≥ {det_conf:g})" if is_yolo else (
-            f"detector {detector} (conf ≥ {det_conf:g})" if boxes.lower() == "detector" else
-            "gt" if boxes.lower() == "gt" else f"file {boxes} (score ≥ {box_thr:g})"),
-        "flip": "n/a (one-stage model)" if is_yolo else ("on" if flip else "off"),
-        "input size": "640 (letterbox)" if is_yolo else "×".join(map(str, pose.input_size)),
-        "device": str(dev),
-        "data": f"{ann_file} ({n_images} images)",
-    }
-    _print_settings(header)
+    _print_settings(evaluator.describe(est, ann_file, n_images))
     with make_progress() as progress:
         task = progress.add_task("eval", total=n_images, info="")
 
@@ -291,15 +205,8 @@ def coco(
                 progress.console.print(f"[yellow]skipped[/] {message}")
             progress.update(task, completed=done, total=total)
 
-        if is_yolo:
-            report = evaluator.evaluate_yolo_pose(estimator, ann_file, images_dir, device=str(dev),
-                                                  conf=det_conf, image_ids=ids, results_file=results_file,
-                                                  progress=on_progress)
-        else:
-            report = evaluator.evaluate_model(pose, ann_file, images_dir, boxes=boxes, flip=flip, device=dev,
-                                              batch_size=batch, image_ids=ids, results_file=results_file,
-                                              progress=on_progress, box_thr=box_thr, detector=detector,
-                                              det_conf=det_conf)
+        report = evaluator.evaluate(est, ann_file, images_dir, image_ids=ids, results_file=results_file,
+                                    progress=on_progress)
     s = report["settings"]
     _print_metrics(report, f"COCO keypoints · {s['model']} · boxes {s['boxes']} · flip "
                            f"{'on' if s['flip'] else 'off'}")

@@ -33,7 +33,7 @@ def export(
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Parity check vs PyTorch on real crops.")] = True,
     coco: Annotated[Optional[Path], typer.Option(
         "--coco", help="COCO folder (annotations/person_keypoints_val2017.json + val2017/) whose GT boxes give the "
-        "parity crops.")] = None,
+        "parity crops (default: YOLO boxes on ultralytics' sample photo bus.jpg).")] = None,
     image: Annotated[Optional[Path], typer.Option("--image", help="Image whose YOLO person boxes give the parity "
                                                   "crops (instead of --coco).")] = None,
     n_crops: Annotated[int, typer.Option("--crops", min=1, help="Number of parity crops.")] = 8,
@@ -49,14 +49,14 @@ def export(
     """
     from kanpose_cli.core.device import select_device
     from kanpose_cli.core.engine import exporter as E
-    from kanpose_cli.core.engine.weights import load_pose_model
+    from kanpose_cli.core.weights import load_pose_model
     from kanpose_cli.core.errors import UsageError
 
     dev = select_device(device)
     fmts = E.resolve_formats(formats)
     if weights is not None and weights.lower().endswith(".onnx"):
         raise UsageError("--weights is already an ONNX file; export from a .safetensors checkpoint or 'random'")
-    if coco is not None and image is not None:
+    if verify and coco is not None and image is not None:
         raise UsageError("give either --coco or --image for the parity crops, not both")
     pose = load_pose_model(model, weights, "cpu")
     pose = pose.float().eval()
@@ -75,21 +75,7 @@ def export(
                   f"outputs {'keypoints+scores (decode in graph)' if decode else 'raw network outputs'}")
     crops = None
     if verify:
-        if image is not None:
-            crops = E.detector_crops(pose, image, n=n_crops)
-            crops_desc = f"{len(crops)} crops from YOLO boxes on {image.name}"
-        else:
-            import os
-
-            from kanpose_cli.core.paths import PACKAGE_DIR
-
-            shared = Path(os.environ.get("KANPOSE_SHARED_DATA", PACKAGE_DIR.parent.parent / "shared" / "data"))
-            coco_dir = coco or shared / "coco-mini"
-            if not (coco_dir / "annotations").is_dir():
-                raise UsageError(f"no COCO folder for the parity crops at {coco_dir}; pass --coco DIR or --image FILE "
-                                 f"(or --no-verify)")
-            crops = E.gt_crops(pose, coco_dir, n=n_crops)
-            crops_desc = f"{len(crops)} GT-box crops from {coco_dir.name}"
+        crops, crops_desc = E.parity_crops(pose, coco, image, n=n_crops)
     written: list[Path] = []
     reports = []
     onnx_path = None

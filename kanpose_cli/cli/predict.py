@@ -1,4 +1,5 @@
-"""``kanpose predict SOURCE``: detect people and estimate their poses in images, folders, globs, videos, webcams."""
+"""``kanpose predict SOURCE``: detect people and estimate their poses in images, folders, globs, videos, webcams;
+on video, optionally track them (stable ids), smooth their keypoints and export the tracks."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import typer
 
 from kanpose_cli.cli.console import console, frame_reporter, make_progress
 from kanpose_cli.cli.errors import fail, handle_errors
-from kanpose_cli.cli.options import BatchOpt, ConfOpt, DetectorOpt, DeviceOpt, HalfOpt, ModelOpt, WeightsOpt
+from kanpose_cli.cli.options import BatchOpt, BoxesHelp, ConfOpt, DetectorOpt, DeviceOpt, HalfOpt, ModelOpt, \
+    WeightsOpt
 
 EPILOG = (
     "Examples:  kanpose predict --demo  ·  kanpose predict image.jpg --weights random  ·  "
-    "kanpose predict photos/ --save-coco  ·  "
-    "kanpose predict 'clips/*.mp4' --detector none  ·  kanpose predict 0 --show"
+    "kanpose predict photos/ --save-coco  ·  kanpose predict clip.mp4 --track --smooth --save-tracks  ·  "
+    "kanpose predict 'crops/*.jpg' --detector none  ·  kanpose predict 0 --show"
 )
 
 
@@ -26,15 +28,31 @@ def predict(
         "--demo", help="Use the sample photos that ship with ultralytics (bus.jpg, zidane.jpg) as SOURCE.")] = False,
     model: ModelOpt = None,
     weights: WeightsOpt = None,
-    detector: DetectorOpt = "yolo11n-pose.pt",
-    boxes: Annotated[Optional[Path], typer.Option(
-        "--boxes", help="COCO detection-results JSON to take person boxes from (instead of the detector).",
-        rich_help_panel="Detector")] = None,
+    detector: DetectorOpt = None,
+    boxes: Annotated[Optional[str], typer.Option("--boxes", help=BoxesHelp + " Default: detector.",
+                                                 rich_help_panel="Detector", show_default=False)] = None,
     conf: ConfOpt = 0.25,
     iou: Annotated[float, typer.Option("--iou", min=0.0, max=1.0, help="Detector NMS IoU.",
                                        rich_help_panel="Detector")] = 0.7,
     det_imgsz: Annotated[int, typer.Option("--det-imgsz", min=32, help="Detector input size.",
                                            rich_help_panel="Detector")] = 640,
+    track: Annotated[bool, typer.Option(
+        "--track", help="Video/webcam: give every person a track_id that persists across frames (ultralytics' "
+        "ByteTrack or BoT-SORT); only tracked persons are reported.", rich_help_panel="Tracking")] = False,
+    tracker: Annotated[str, typer.Option("--tracker", help="bytetrack or botsort.",
+                                         rich_help_panel="Tracking")] = "bytetrack",
+    smooth: Annotated[bool, typer.Option(
+        "--smooth", help="One-Euro filter (Casiez et al., CHI 2012) on each track's keypoints: a still person's "
+        "keypoints stop jittering. Needs --track.", rich_help_panel="Tracking")] = False,
+    min_cutoff: Annotated[float, typer.Option(
+        "--min-cutoff", help="One-Euro minimum cutoff frequency, Hz: lower = smoother when "
+        "still, more lag.", rich_help_panel="Tracking")] = 1.0,
+    beta: Annotated[float, typer.Option(
+        "--beta", min=0.0, help="One-Euro speed coefficient, 1/pixel (Hz per pixel/s): higher = less lag in fast "
+        "motion.", rich_help_panel="Tracking")] = 0.01,
+    d_cutoff: Annotated[float, typer.Option(
+        "--d-cutoff", help="One-Euro cutoff frequency of the speed estimate, Hz.",
+        rich_help_panel="Tracking")] = 1.0,
     device: DeviceOpt = "cpu",
     half: HalfOpt = False,
     batch: BatchOpt = 32,
@@ -52,47 +70,42 @@ def predict(
                                             rich_help_panel="Output")] = True,
     save_coco: Annotated[bool, typer.Option("--save-coco", help="Also write one COCO keypoint-results JSON.",
                                             rich_help_panel="Output")] = False,
+    save_tracks: Annotated[bool, typer.Option(
+        "--save-tracks", help="With --track: also write tracks.csv (frame, time_s, track_id, keypoint, x, y, score).",
+        rich_help_panel="Output")] = False,
     show: Annotated[bool, typer.Option("--show", help="Show results in a window (needs a display).",
                                        rich_help_panel="Output")] = False,
 ):
-    """Detect people and estimate their 2-D keypoints (COCO-17) in images, folders, videos or a webcam."""
-    from kanpose_cli.core.data.sources import demo_source, open_source  # lazy: keep `--help` fast
-    from kanpose_cli.core.data.writers import PredictionWriter
-    from kanpose_cli.core.detect.base import BoxFileDetector, WholeImageDetector
-    from kanpose_cli.core.device import select_device
-    from kanpose_cli.core.engine.pipeline import TopDownPipeline
-    from kanpose_cli.core.engine.predictor import display_available, run_predict
-    from kanpose_cli.core.engine.weights import RANDOM_LABEL, load_pose_model
+    """Detect people and estimate their 2-D keypoints (COCO-17) in images, folders, videos or a webcam.
+
+    Under ``torchrun --nproc-per-node N -m kanpose_cli predict ...`` the images are split between the N processes
+    (one GPU each, or CPU processes); all write into one run folder and rank 0 writes the merged COCO results.
+    """
+    from kanpose_cli.core.engine import distributed
+    from kanpose_cli.core.engine.estimator import PoseEstimator, make_track_options  # lazy: keep `--help` fast
+    from kanpose_cli.core.engine.predictor import display_available, make_writer, predict_source, run_predict
     from kanpose_cli.core.io import next_run_dir
 
-    dev = select_device(device, half)
-    if (source is None) == (not demo):
-        raise fail("give either SOURCE or --demo" if demo else "missing SOURCE (an image, folder, glob, video or "
-                   "webcam index); try kanpose predict --demo", 2)
-    src = demo_source() if demo else open_source(source)
-    pose = load_pose_model(model, weights, dev)
-    if boxes is not None:
-        det = BoxFileDetector(boxes, score_thr=conf)
-    elif detector.lower() == "none":
-        det = WholeImageDetector()
-    else:
-        from kanpose_cli.core.detect.yolo import YoloPersonDetector
-
-        det = YoloPersonDetector(detector, conf=conf, iou=iou, imgsz=det_imgsz, device=str(dev), half=half)
+    tracking = make_track_options(track, tracker, smooth, min_cutoff, beta, d_cutoff)
+    src = predict_source(source, demo, tracking)
+    shard = distributed.start(device)
+    if not shard.is_main:
+        console.quiet = True  # rank 0 speaks for the job
+    src = distributed.shard_source(src, shard)
+    est = PoseEstimator(model, weights, detector, boxes, device=str(shard.device) if shard.distributed else device,
+                        half=half, flip=flip, batch=batch, conf=conf, iou=iou, det_imgsz=det_imgsz)
     if show and not display_available():
         console.print("[yellow]warning:[/] --show ignored: no display (DISPLAY is not set)")
         show = False
-    run_dir = next_run_dir(save_dir)  # created with the first output file: a run that writes nothing leaves none
-    random_weights = pose.weights_label == RANDOM_LABEL
-    kset = pose.keypoints
-    header = {"model": pose.name, "weights": pose.weights_label, "detector": det.name, "flip_test": flip,
-              "keypoint_names": list(kset.names), "skeleton": [list(p) for p in kset.skeleton]}
-    writer = PredictionWriter(run_dir, header, kpt_thr=kpt_thr, save_images=save, save_json=save_json,
-                              save_coco=save_coco, label=RANDOM_LABEL if random_weights else None)
-    pipeline = TopDownPipeline(pose, dev, half=half, flip=flip, batch_size=batch)
-    console.print(f"[bold]kanpose predict[/] · {src.description} · model {pose.name} ({pose.weights_label}) · "
-                  f"detector {det.name} · device {dev}{' fp16' if half else ''} · flip {'on' if flip else 'off'}")
-    if random_weights:
+    # created with the first output file: a run that writes nothing leaves none (torchrun: rank 0 creates it)
+    run_dir = distributed.shared_run_dir(next_run_dir(save_dir), shard)
+    writer = make_writer(run_dir, est, kpt_thr=kpt_thr, save=save, save_json=save_json, save_coco=save_coco,
+                         save_tracks=save_tracks, tracking=tracking, source=src, coco_file=not shard.distributed)
+    ranks = f" · {shard.world} processes" if shard.distributed else ""
+    console.print(f"[bold]kanpose predict[/] · {src.description}{ranks} · model {est.name} ({est.weights_label}) · "
+                  f"boxes {est.boxes_label} · device {est.device}{' fp16' if half else ''} · "
+                  f"flip {'on' if est.flip else 'off'}" + (f" · tracker {tracking.describe()}" if tracking else ""))
+    if est.random_weights:
         console.print("[yellow]warning:[/] random weights: the keypoints are meaningless (for tests and benchmarks)")
     with make_progress() as progress:
         report = frame_reporter(progress, progress.add_task("predict", total=src.total(), info=""))
@@ -100,16 +113,16 @@ def predict(
         def on_frame(frame, result):
             report(frame, None if result is None else len(result))
 
-        summary = run_predict(src, det, pipeline, writer, on_frame=on_frame, show=show)
+        summary = run_predict(src, est, writer, on_frame=on_frame, show=show, tracking=tracking)
+    summary, written = distributed.merge_predictions(writer, summary, src, shard, run_dir)
+    distributed.finish(shard)
     what = "frames" if src.is_stream else "images"
-    where = f"results in {run_dir}" if run_dir.created else "no output written"
-    console.print(f"{summary.frames} {what}, {summary.persons} persons, {summary.ms_per_frame:.1f} ms per "
+    where = f"results in {run_dir}" if written else "no output written"
+    tracks = f"{summary.tracks} tracks, " if tracking is not None else ""
+    console.print(f"{summary.frames} {what}, {summary.persons} persons, {tracks}{summary.ms_per_frame:.1f} ms per "
                   f"{what[:-1]} · skipped {len(summary.skipped)} · {where}")
     if summary.interrupted:
-        raise fail(f"interrupted; finished outputs kept in {run_dir}" if run_dir.created else "interrupted", 130)
-    if summary.skipped:
-        if summary.frames == 0 or src.kind == "image":
-            raise fail(summary.skipped[0][1] if len(summary.skipped) == 1 else
-                       f"none of the {len(summary.skipped)} inputs could be read", 1)
-        raise fail(f"{len(summary.skipped)} of {summary.frames + len(summary.skipped)} {what} could not be read "
-                   f"and were skipped", 1)
+        raise fail(f"interrupted; finished outputs kept in {run_dir}" if written else "interrupted", 130)
+    message = summary.failure(src)
+    if message:
+        raise fail(message, 1)

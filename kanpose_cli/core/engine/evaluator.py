@@ -3,9 +3,9 @@
 Protocol (spec §1.5; reference: ViTPose ``TopDownCocoDataset.evaluate`` and mmpose 1.x ``CocoMetric`` with
 ``score_mode='bbox_keypoint'``, ``keypoint_score_thr=0.2``, ``nms_mode='oks_nms'``, ``nms_thr=0.9``):
 
-1. Person boxes from one explicit source: ``gt`` (ground-truth boxes, score 1; see
-   :mod:`kanpose_cli.core.data.coco`), a COCO detection-results JSON (``category_id == 1``, score ≥ ``box_thr``),
-   or the live YOLO detector at a low confidence (0.001).
+1. Person boxes from one explicit source (:mod:`kanpose_cli.core.detect.boxes`, the same vocabulary as predict):
+   ``gt`` (ground-truth boxes, score 1; see :mod:`kanpose_cli.core.data.coco`), a COCO detection-results JSON
+   (``category_id == 1``, score ≥ ``box_thr``), the live YOLO detector at a low confidence (0.001), or ``none``.
 2. Each box -> crop (aspect-ratio expansion, padding 1.25, UDP or standard affine per model) -> batched network,
    flip test on by default -> keypoints in original-image pixels (x before y).
 3. Rescoring: instance score = box score × mean of the keypoint scores above 0.2 (0 if none)
@@ -15,10 +15,13 @@ Protocol (spec §1.5; reference: ViTPose ``TopDownCocoDataset.evaluate`` and mmp
 5. pycocotools ``COCOeval(iouType='keypoints')`` (never our own AP): AP, AP50, AP75, APM, APL, AR, AR50, AR75,
    ARM, ARL in [0, 1] (-1 where the annotation file has no instance of that area range).
 
-The YOLO-pose peer (:func:`evaluate_yolo_pose`) uses its own boxes and keypoints and goes through steps 3–5
+The YOLO-pose peer (``--model yolo:NAME``) uses its own boxes and keypoints and goes through steps 3–5
 unchanged (its area for OKS-NMS is the same padded box area, aspect 0.75).
 
-Public API used by training for validation: :func:`evaluate_model` and :func:`score_results`.
+Steps 1–2 are one loop over a :class:`~kanpose_cli.core.engine.estimator.PoseEstimator` (:func:`run_estimator`),
+the same estimator predict, label, bench and the Python API use. Entry points: :func:`evaluate` (a ready
+estimator), :func:`evaluate_model` (used by training for validation), :func:`evaluate_yolo_pose` and
+:func:`score_results`.
 """
 
 from __future__ import annotations
@@ -31,14 +34,14 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable
 
 import numpy as np
 import torch
 
 from kanpose_cli.core.data.coco import CocoKeypointData, quiet_coco
 from kanpose_cli.core.data.sources import read_image
-from kanpose_cli.core.data.transforms import box_to_center_size, crop_to_image
+from kanpose_cli.core.data.transforms import box_to_center_size
 from kanpose_cli.core.engine.oks_nms import oks_nms
 from kanpose_cli.core.errors import InputError, UsageError
 from kanpose_cli.core.io import write_json_atomic
@@ -147,78 +150,6 @@ def _num_keypoints(coco_gt) -> int:
     return 0
 
 
-# ------------------------------------------------------------------------------------------------ box sources
-class BoxSource(Protocol):
-    """Person boxes for a chunk of images: ``(images BGR, ids) -> [(boxes (N, 4) xyxy px, scores (N,))]``."""
-
-    name: str
-    needs_images: bool
-
-    def __call__(self, images: list[np.ndarray | None],
-                 image_ids: list[int]) -> list[tuple[np.ndarray, np.ndarray]]: ...
-
-
-class GtBoxSource:
-    """``--boxes gt``: ground-truth person boxes, score 1 (convention in :mod:`kanpose_cli.core.data.coco`)."""
-
-    needs_images = False
-
-    def __init__(self, data: CocoKeypointData):
-        self.data, self.name = data, "gt (ground-truth person boxes, score 1)"
-
-    def __call__(self, images, image_ids):
-        return [self.data.gt_boxes(i) for i in image_ids]
-
-
-class FileBoxSource:
-    """``--boxes FILE``: a COCO detection-results JSON (person category, score ≥ ``box_thr``), matched by id."""
-
-    needs_images = False
-
-    def __init__(self, path: str | Path, box_thr: float = 0.0):
-        from kanpose_cli.core.detect.base import BoxFileDetector
-
-        self.file = BoxFileDetector(path, score_thr=box_thr)
-        self.name = f"file {Path(path).name} (score ≥ {box_thr:g})"
-
-    def __call__(self, images, image_ids):
-        return [self.file.boxes_for(i) for i in image_ids]
-
-
-class DetectorBoxSource:
-    """``--boxes detector``: the live YOLO person detector (:class:`YoloPersonDetector`) at confidence ``conf``."""
-
-    needs_images = True
-
-    def __init__(self, weights: str | None = None, conf: float = DEFAULT_DET_CONF, device: str = "cpu"):
-        from kanpose_cli.core.detect.yolo import DEFAULT_DETECTOR, YoloPersonDetector
-
-        self.detector = YoloPersonDetector(weights or DEFAULT_DETECTOR, conf=conf, device=str(device))
-        self.name = f"detector {self.detector.weights.name} (conf ≥ {conf:g})"
-
-    def __call__(self, images, image_ids):
-        return self.detector.predict_batch(images)
-
-
-def make_box_source(boxes: str | Path, data: CocoKeypointData, box_thr: float = 0.0, detector: str | None = None,
-                    det_conf: float = DEFAULT_DET_CONF, device: str = "cpu") -> BoxSource:
-    """``"gt"``, ``"detector"`` or the path of a COCO detection-results JSON -> a box source.
-
-    Raises:
-        UsageError: any other value (not gt/detector and not an existing file).
-        InputError: unreadable detection file. WeightsError: detector weights missing.
-    """
-    value = str(boxes)
-    if value.lower() == "gt":
-        return GtBoxSource(data)
-    if value.lower() == "detector":
-        return DetectorBoxSource(detector, det_conf, device)
-    if Path(value).expanduser().is_file():
-        return FileBoxSource(Path(value).expanduser(), box_thr)
-    raise UsageError(f"unknown --boxes value {value!r}: expected gt, detector, or an existing COCO "
-                     f"detection-results JSON file")
-
-
 # ---------------------------------------------------------------------------------------------- inference loops
 @dataclass
 class EvalRun:
@@ -272,83 +203,41 @@ def padded_areas(boxes: np.ndarray, aspect_ratio: float, padding: float = PADDIN
     return sizes[:, 0] * sizes[:, 1]
 
 
-def run_topdown(model, data: CocoKeypointData, image_ids: list[int], box_source: BoxSource, flip: bool = True,
-                device: torch.device | str = "cpu", batch_size: int = 32, progress: ProgressFn | None = None,
-                nms_thr: float = OKS_NMS_THR) -> EvalRun:
-    """Predict every image with a kanpose :class:`PoseModel` on the boxes of ``box_source``.
+def run_estimator(estimator, data: CocoKeypointData, image_ids: list[int], progress: ProgressFn | None = None,
+                  nms_thr: float = OKS_NMS_THR) -> EvalRun:
+    """Predict every image with a :class:`~kanpose_cli.core.engine.estimator.PoseEstimator`, then rescore and
+    OKS-NMS each image's persons (area: the padded box area at the estimator's crop aspect ratio).
 
-    Images are processed in chunks of :data:`IMAGES_PER_CHUNK`; the crops of a chunk go through the network
-    ``batch_size`` at a time. An image that cannot be read or cropped is recorded in ``EvalRun.skipped`` and left
-    out of ``evaluated_ids``; network errors propagate.
+    Images are processed in chunks of :data:`IMAGES_PER_CHUNK` (their crops batched together). When the boxes are
+    known without the pixels (``gt``, a detections file), only images with at least one box are read; the others
+    count as evaluated with no result. An image that cannot be read is recorded in ``EvalRun.skipped`` and left out
+    of ``evaluated_ids``; network errors propagate.
+
+    Raises:
+        UsageError: a model that does not predict the 17 COCO keypoints.
     """
-    from kanpose_cli.core.engine.pipeline import TopDownPipeline, make_crops
-
-    pipeline = TopDownPipeline(model, torch.device(device), flip=flip, batch_size=batch_size)
-    H, W = model.input_size
+    if estimator.keypoints.num_keypoints != 17:
+        raise UsageError(f"{estimator.name} predicts {estimator.keypoints.num_keypoints} keypoints; COCO "
+                         f"evaluation needs 17")
     run, total, done = EvalRun(), len(image_ids), 0
     report = (lambda msg: progress(done, total, msg)) if progress else (lambda msg: None)
+    source = estimator.box_source
     start = time.perf_counter()
     for chunk in _chunks(list(image_ids), IMAGES_PER_CHUNK):
-        if box_source.needs_images:
-            ids, images = _read_chunk(data, chunk, run, report)
-            box_lists = box_source(images, ids) if ids else []
-        else:  # only read images that have boxes
-            box_lists_all = box_source([None] * len(chunk), chunk)
-            with_boxes = [i for i, (b, _) in zip(chunk, box_lists_all) if len(b)]
-            run.evaluated_ids.extend(i for i, (b, _) in zip(chunk, box_lists_all) if not len(b))
-            ids, images = _read_chunk(data, with_boxes, run, report)
-            by_id = dict(zip(chunk, box_lists_all))
-            box_lists = [by_id[i] for i in ids]
-        per_image, crops = [], []
-        for i, image, (boxes, scores) in zip(ids, images, box_lists):
-            try:
-                c, centers, sizes = make_crops(image, boxes, (H, W), model.spec.udp, PADDING)
-            except Exception as exc:  # noqa: BLE001 - report and go on
-                path = str(data.image(i).path)
-                run.skipped.append((path, f"cannot crop: {exc}"))
-                report(f"{path}: cannot crop: {exc}")
-                continue
-            per_image.append((i, image.shape[:2], boxes, scores, centers, sizes, len(c)))
-            crops.append(c)
-        if crops and sum(len(c) for c in crops):
-            kpts_all, scores_all = pipeline.predict_crops(np.concatenate(crops))
+        given = None
+        if source is not None and not source.needs_images:
+            paths = [str(data.image(i).path) for i in chunk]
+            by_id = dict(zip(chunk, source([None] * len(chunk), paths, list(chunk))))
+            run.evaluated_ids.extend(i for i in chunk if not len(by_id[i][0]))
+            ids, images = _read_chunk(data, [i for i in chunk if len(by_id[i][0])], run, report)
+            given = [by_id[i] for i in ids]
         else:
-            kpts_all, scores_all = np.zeros((0, model.keypoints.num_keypoints, 2)), np.zeros((0, 0))
-        offset = 0
-        for i, shape, boxes, scores, centers, sizes, n in per_image:
-            k, s = kpts_all[offset:offset + n], scores_all[offset:offset + n]
-            offset += n
-            kpts_img = crop_to_image(k, centers, sizes, (W, H), udp=model.spec.udp) if n else k
-            result = PoseResult(boxes, scores, kpts_img, s, shape, keypoint_set=model.keypoints)
-            run.instances_before_nms += n
-            run.results.extend(rescore_and_nms(result, i, sizes[:, 0] * sizes[:, 1] if n else np.zeros(0), nms_thr))
-            run.evaluated_ids.append(i)
-        done += len(chunk)
-        if progress:
-            progress(done, total, None)
-    run.seconds = time.perf_counter() - start
-    run.evaluated_ids.sort()
-    return run
-
-
-def run_yolo_pose(estimator, data: CocoKeypointData, image_ids: list[int], progress: ProgressFn | None = None,
-                  nms_thr: float = OKS_NMS_THR, aspect_ratio: float = 0.75) -> EvalRun:
-    """Predict every image with a :class:`YoloPoseEstimator` (own boxes and keypoints), then rescoring and OKS-NMS
-    as for kanpose models (area: the padded box area at ``aspect_ratio``)."""
-    from kanpose_cli.core.keypoints import COCO17
-
-    run, total, done = EvalRun(), len(image_ids), 0
-    report = (lambda msg: progress(done, total, msg)) if progress else (lambda msg: None)
-    start = time.perf_counter()
-    for chunk in _chunks(list(image_ids), IMAGES_PER_CHUNK):
-        ids, images = _read_chunk(data, chunk, run, report)
-        outputs = estimator.predict_batch(images) if ids else []
-        for i, image, (boxes, scores, kpts, kscores) in zip(ids, images, outputs):
-            if kpts.shape[1] != COCO17.num_keypoints:
-                raise UsageError(f"{estimator.name} predicts {kpts.shape[1]} keypoints; COCO evaluation needs 17")
-            result = PoseResult(boxes, scores, kpts, kscores, image.shape[:2], keypoint_set=COCO17)
+            ids, images = _read_chunk(data, chunk, run, report)
+        results = estimator.predict(images, [str(data.image(i).path) for i in ids], ids, boxes=given) if ids else []
+        for i, result in zip(ids, results):
             run.instances_before_nms += len(result)
-            run.results.extend(rescore_and_nms(result, i, padded_areas(boxes, aspect_ratio), nms_thr))
+            areas = padded_areas(result.boxes, estimator.aspect_ratio)
+            run.results.extend(rescore_and_nms(result, i, areas, nms_thr))
             run.evaluated_ids.append(i)
         done += len(chunk)
         if progress:
@@ -416,18 +305,130 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def evaluate_model(model, ann_file, images_dir, boxes: str = "gt", flip: bool = True, device="cpu",
-                   batch_size: int = 32, image_ids: list[int] | None = None, results_file=None,
-                   progress: ProgressFn | None = None, box_thr: float = 0.0, detector: str | None = None,
-                   det_conf: float = DEFAULT_DET_CONF, nms_thr: float = OKS_NMS_THR) -> dict:
-    """Evaluate a kanpose pose model on a COCO keypoint dataset (protocol in the module docstring).
+def resolve_data(data: str | Path | None, split: str = "val2017", ann: str | Path | None = None,
+                 images: str | Path | None = None, need_images: bool = True) -> tuple[Path, Path | None]:
+    """``--data DIR`` (standard COCO layout) or ``--ann FILE --images DIR`` -> ``(annotation file, images folder)``.
+
+    Raises:
+        UsageError: both or neither given, a missing folder or file, no images folder when one is needed.
+    """
+    from kanpose_cli.core.data.coco import standard_layout
+
+    if data is not None and (ann is not None or images is not None):
+        raise UsageError("give either --data DIR or --ann FILE --images DIR, not both")
+    if data is not None:
+        if not Path(data).expanduser().is_dir():
+            raise UsageError(f"--data: folder not found: {data}")
+        ann, images = standard_layout(data, split)
+        if not ann.is_file():
+            raise UsageError(f"--data: {ann} not found (expected DIR/annotations/person_keypoints_{split}.json)")
+    elif ann is None:
+        raise UsageError("say which dataset: --data DIR (COCO layout) or --ann FILE --images DIR")
+    elif not Path(ann).expanduser().is_file():
+        raise UsageError(f"--ann: annotation file not found: {ann}")
+    if need_images:
+        if images is None:
+            raise UsageError("--images DIR is needed with --ann (unless only scoring --results)")
+        if not Path(images).expanduser().is_dir():
+            raise UsageError(f"images folder not found: {images}")
+    return Path(ann).expanduser(), Path(images).expanduser() if images is not None else None
+
+
+def select_images(ann_file, image_ids: str | list[int] | None = None,
+                  max_images: int | None = None) -> tuple[CocoKeypointData, list[int] | None]:
+    """Load the annotations and pick the images: ``--image-ids`` (comma list or ints) and ``--max-images``.
+
+    Returns:
+        ``(data, ids)``; ``ids`` None means every image of the file.
+
+    Raises:
+        UsageError: ids that are not integers. InputError: unreadable annotation file, ids not in it.
+    """
+    if isinstance(image_ids, str):
+        try:
+            image_ids = [int(t) for t in image_ids.replace(" ", "").split(",") if t]
+        except ValueError:
+            raise UsageError(f"--image-ids: expected comma-separated integers, got {image_ids!r}") from None
+    data = CocoKeypointData(ann_file)
+    if image_ids is not None or max_images is not None:
+        return data, data.select(image_ids, max_images)
+    return data, None
+
+
+def load_results_option(results: str | Path, model=None, weights=None, boxes=None) -> list[dict]:
+    """``--results FILE`` (score an existing file): checked before anything runs.
+
+    Raises:
+        UsageError: combined with a model, weights or boxes; file missing. InputError: not COCO keypoint results.
+    """
+    if model is not None or weights is not None or boxes is not None:
+        raise UsageError("--results scores an existing file: leave out --model, --weights and --boxes")
+    path = Path(results).expanduser()
+    if not path.is_file():
+        raise UsageError(f"--results: file not found: {results}")
+    return load_results(path)
+
+
+def score_existing(data: CocoKeypointData, dets: list[dict], results_file, run_dir, images_dir,
+                   image_ids: list[int] | None) -> dict:
+    """Score already-loaded results (:func:`score_results`) and write ``metrics.json`` into ``run_dir``."""
+    report = score_results(data.coco, dets, image_ids=image_ids)
+    report["settings"] = {"mode": "score-only", "results_file": str(results_file),
+                          **base_settings(data.ann_file, images_dir, image_ids)}
+    write_metrics(Path(run_dir / "metrics.json"), report)
+    return report
+
+
+def make_estimator(model=None, weights=None, boxes: str | None = None, detector: str | None = None,
+                   annotations=None, device="cpu", flip: bool = True, batch: int = 32,
+                   det_conf: float = DEFAULT_DET_CONF, box_thr: float = 0.0):
+    """The :class:`~kanpose_cli.core.engine.estimator.PoseEstimator` of ``kanpose eval coco``: boxes ``gt`` unless
+    told otherwise (``yolo:`` models find their own), the detector at confidence ``det_conf``, detections-file boxes
+    with score ≥ ``box_thr``, the flip test on.
+
+    Raises:
+        As :class:`~kanpose_cli.core.engine.estimator.PoseEstimator`.
+    """
+    from kanpose_cli.core.engine.estimator import PoseEstimator, is_yolo_model
+
+    if boxes is None and not is_yolo_model(model):
+        boxes = "gt"
+    return PoseEstimator(model, weights, detector, boxes, device=device, flip=flip, batch=batch, conf=det_conf,
+                         box_thr=box_thr, annotations=annotations)
+
+
+def estimator_settings(estimator) -> dict:
+    """What an evaluation records about its estimator: model, weights, box source, flip, input size, device."""
+    if estimator.yolo is not None:
+        y = estimator.yolo
+        return {"model": estimator.name, "weights": estimator.weights_label, "boxes": estimator.boxes_label,
+                "flip": False, "input_size": [y.imgsz, y.imgsz], "device": str(estimator.device), "max_det": y.max_det,
+                "iou": y.iou}
+    model = estimator.pose_model
+    return {"model": estimator.name, "weights": estimator.weights_label,
+            "boxes": estimator.box_source.description, "flip": bool(estimator.flip),
+            "input_size": list(model.input_size), "udp": bool(model.spec.udp), "device": str(estimator.device),
+            "batch_size": estimator.batch, "box_thr": estimator.box_thr}
+
+
+def describe(estimator, ann_file, n_images: int) -> dict:
+    """The settings rows ``kanpose eval coco`` prints before it runs (model, weights, boxes, flip, input, data)."""
+    s = estimator_settings(estimator)
+    size = "640 (letterbox)" if estimator.yolo is not None else "×".join(map(str, s["input_size"]))
+    flip = "n/a (one-stage model)" if estimator.yolo is not None else ("on" if s["flip"] else "off")
+    return {"model": s["model"], "weights": s["weights"], "boxes": s["boxes"], "flip": flip, "input size": size,
+            "device": s["device"], "data": f"{ann_file} ({n_images} images)"}
+
+
+def evaluate(estimator, ann_file, images_dir, image_ids: list[int] | None = None, results_file=None,
+             progress: ProgressFn | None = None, nms_thr: float = OKS_NMS_THR) -> dict:
+    """Evaluate a ready :class:`~kanpose_cli.core.engine.estimator.PoseEstimator` on a COCO keypoint dataset
+    (protocol in the module docstring; the estimator's box source is step 1, its flip setting step 2).
 
     Args:
-        model: a :class:`~kanpose_cli.core.models.registry.PoseModel` (moved to ``device``, set to eval mode).
-        ann_file: COCO keypoint annotation JSON. images_dir: folder of the images (``file_name``).
-        boxes: ``"gt"``, ``"detector"`` (live YOLO at ``det_conf``, weights ``detector``) or a COCO
-            detection-results JSON path (person boxes with score ≥ ``box_thr``).
-        flip: flip test. device: torch device (``"cpu"``, ``"cuda:0"``). batch_size: crops per forward pass.
+        estimator: the estimator (its ``gt`` box source, if any, must use the same annotations).
+        ann_file: COCO keypoint annotation JSON (or a loaded ``CocoKeypointData``). images_dir: folder of the
+            images (``file_name``).
         image_ids: evaluate only these images (default: all images of ``ann_file``).
         results_file: where to write the COCO keypoint-results JSON; ``metrics.json`` goes next to it.
         progress: ``progress(done, total, message)`` after each chunk and for each skipped image.
@@ -440,25 +441,56 @@ def evaluate_model(model, ann_file, images_dir, boxes: str = "gt", flip: bool = 
         Skipped images are left out of the COCOeval image set.
 
     Raises:
+        InputError: missing/malformed annotation file or images folder.
+    """
+    data = ann_file if isinstance(ann_file, CocoKeypointData) else CocoKeypointData(ann_file, images_dir)
+    ids = data.select(image_ids)
+    model = estimator.pose_model
+    was_training = model.training if model is not None else None
+    try:
+        if model is not None:
+            model.eval()
+        run = run_estimator(estimator, data, ids, progress=progress, nms_thr=nms_thr)
+    finally:
+        if model is not None:
+            model.train(was_training)
+    settings = {**estimator_settings(estimator), **base_settings(data.ann_file, data.images_dir, image_ids)}
+    return _finish(run, data, settings, results_file)
+
+
+def evaluate_model(model, ann_file, images_dir, boxes: str = "gt", flip: bool = True, device="cpu",
+                   batch_size: int = 32, image_ids: list[int] | None = None, results_file=None,
+                   progress: ProgressFn | None = None, box_thr: float = 0.0, detector: str | None = None,
+                   det_conf: float = DEFAULT_DET_CONF, nms_thr: float = OKS_NMS_THR) -> dict:
+    """Evaluate a kanpose pose model on a COCO keypoint dataset (protocol in the module docstring).
+
+    Args:
+        model: a :class:`~kanpose_cli.core.models.registry.PoseModel` (moved to ``device``, set to eval mode, and
+            put back in its training mode afterwards).
+        ann_file, images_dir: as :func:`evaluate`.
+        boxes: ``"gt"``, ``"detector"`` (live YOLO at ``det_conf``, weights ``detector``), ``"none"`` or a COCO
+            detection-results JSON path (person boxes with score ≥ ``box_thr``).
+        flip: flip test. device: torch device (``"cpu"``, ``"cuda:0"``). batch_size: crops per forward pass.
+        image_ids, results_file, progress, nms_thr: as :func:`evaluate`.
+
+    Returns:
+        As :func:`evaluate`.
+
+    Raises:
         InputError: missing/malformed annotation file, images folder or detection file. UsageError: bad ``boxes``.
         WeightsError: detector weights missing.
     """
+    from kanpose_cli.core.engine.estimator import PoseEstimator
+
     data = CocoKeypointData(ann_file, images_dir)
-    ids = data.select(image_ids)
-    box_source = make_box_source(boxes, data, box_thr, detector, det_conf, str(device))
     was_training = model.training
     try:
-        run = run_topdown(model, data, ids, box_source, flip=flip, device=device, batch_size=batch_size,
-                          progress=progress, nms_thr=nms_thr)
+        est = PoseEstimator(model, boxes=boxes, detector=detector, device=device, flip=flip, batch=batch_size,
+                            conf=det_conf, box_thr=box_thr, annotations=data)
+        return evaluate(est, data, images_dir, image_ids=image_ids, results_file=results_file, progress=progress,
+                        nms_thr=nms_thr)
     finally:
         model.train(was_training)
-    settings = {
-        "model": model.name, "weights": getattr(model, "weights_label", "?"), "boxes": box_source.name,
-        "flip": bool(flip), "input_size": list(model.input_size), "udp": bool(model.spec.udp),
-        "device": str(device), "batch_size": batch_size, "box_thr": box_thr,
-        **base_settings(data.ann_file, data.images_dir, image_ids),
-    }
-    return _finish(run, data, settings, results_file)
 
 
 def evaluate_yolo_pose(weights, ann_file, images_dir, device="cpu", conf: float = DEFAULT_DET_CONF,
@@ -466,26 +498,14 @@ def evaluate_yolo_pose(weights, ann_file, images_dir, device="cpu", conf: float 
                        nms_thr: float = OKS_NMS_THR, imgsz: int = 640) -> dict:
     """Evaluate an ultralytics YOLO pose model end to end (own boxes, conf ≥ ``conf``) under the same protocol.
 
-    Args and return value as :func:`evaluate_model`; ``weights`` is a name such as ``yolo11n-pose.pt``, a path,
-    or a ready :class:`~kanpose_cli.core.detect.yolo.YoloPoseEstimator` (then ``conf``, ``device`` and ``imgsz``
-    are its own).
+    Args and return value as :func:`evaluate_model`; ``weights`` is a name such as ``yolo11n-pose.pt`` or a path
+    (run as ``PoseEstimator("yolo:" + weights)``).
 
     Raises:
         WeightsError: weights missing or not a pose model. InputError: as :func:`evaluate_model`.
     """
-    data = CocoKeypointData(ann_file, images_dir)
-    ids = data.select(image_ids)
-    if isinstance(weights, (str, Path)):
-        from kanpose_cli.core.detect.yolo import YoloPoseEstimator
+    from kanpose_cli.core.engine.estimator import YOLO_PREFIX, PoseEstimator
 
-        est = YoloPoseEstimator(str(weights), conf=conf, device=str(device), imgsz=imgsz)
-    else:
-        est, conf, device, imgsz = weights, weights.conf, weights.device, weights.imgsz
-    run = run_yolo_pose(est, data, ids, progress=progress, nms_thr=nms_thr)
-    settings = {
-        "model": f"yolo:{est.weights.name}", "weights": str(est.weights),
-        "boxes": f"own (YOLO pose boxes, conf ≥ {conf:g})", "flip": False, "input_size": [imgsz, imgsz],
-        "device": str(device), "max_det": est.max_det, "iou": est.iou,
-        **base_settings(data.ann_file, data.images_dir, image_ids),
-    }
-    return _finish(run, data, settings, results_file)
+    est = PoseEstimator(f"{YOLO_PREFIX}{weights}", device=device, conf=conf, det_imgsz=imgsz)
+    return evaluate(est, ann_file, images_dir, image_ids=image_ids, results_file=results_file, progress=progress,
+                    nms_thr=nms_thr)

@@ -32,8 +32,8 @@ from kanpose_cli import __version__
 from kanpose_cli.core.errors import InputError, KanposeError, UsageError
 from kanpose_cli.core.io import atomic_path, atomic_write
 from kanpose_cli.core.models.registry import PoseModel
+from kanpose_cli.core.weights.card import META_KEY, read_onnx_meta
 
-META_KEY = "kanpose"
 OPSET = 17
 
 _RAW_OUTPUT_NAMES = {"simcc": ["simcc_x", "simcc_y"], "heatmap": ["heatmaps"], "regression": ["coords"]}
@@ -138,28 +138,6 @@ def export_onnx(model: PoseModel, path: str | Path, decode: bool = False, opset:
     return path
 
 
-def read_onnx_meta(path: str | Path) -> dict:
-    """The ``kanpose`` metadata JSON of an exported ONNX file.
-
-    Raises:
-        InputError: unreadable file, or an ONNX file without kanpose metadata.
-    """
-    import onnx
-
-    path = Path(path)
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - protobuf DecodeError, OSError ...
-        raise InputError(f"{path} is not a readable ONNX file ({type(exc).__name__}: {exc})") from None
-    props = {p.key: p.value for p in proto.metadata_props}
-    if META_KEY not in props:
-        raise InputError(f"{path} has no kanpose metadata (export it with `kanpose export`)")
-    try:
-        return json.loads(props[META_KEY])
-    except json.JSONDecodeError:
-        raise InputError(f"{path}: corrupt kanpose metadata") from None
-
-
 def export_torchscript(model: PoseModel, path: str | Path, decode: bool = False) -> Path:
     """Trace ``model`` (CPU, fp32) to TorchScript; the metadata JSON goes in the extra file ``kanpose.json``.
 
@@ -258,23 +236,51 @@ def gt_crops(model, coco_dir: str | Path, n: int = 8, min_area: float = 32 * 32)
     return np.stack(crops[:n])
 
 
-def detector_crops(model, image_path: str | Path, detector: str = "yolo11n-pose.pt", n: int = 8) -> np.ndarray:
-    """Real person crops from the YOLO detector's boxes on one image; the whole image if it finds nobody.
+def detector_crops(model, image_path: str | Path, detector: str | None = None, n: int = 8) -> np.ndarray:
+    """Real person crops from the person boxes of one image (the box source of ``detector``: YOLO weights, default
+    ``yolo11n-pose.pt``, or ``none``); the whole image if no person is found.
 
     Returns:
         (N, H, W, 3) uint8 RGB crops.
     """
     from kanpose_cli.core.data.sources import read_image
-    from kanpose_cli.core.detect.yolo import YoloPersonDetector
+    from kanpose_cli.core.detect.boxes import make_box_source
     from kanpose_cli.core.engine.pipeline import make_crops
 
     image = read_image(image_path)
-    boxes, _ = YoloPersonDetector(detector)(image, str(image_path))
+    boxes, _ = make_box_source("detector", detector)([image], [str(image_path)], [None])[0]
     if len(boxes) == 0:
         h, w = image.shape[:2]
         boxes = np.array([[0, 0, w, h]], dtype=np.float32)
     crops, _, _ = make_crops(image, boxes[:n], model.input_size, model.spec.udp)
     return crops
+
+
+def parity_crops(model, coco: str | Path | None = None, image: str | Path | None = None,
+                 n: int = 8) -> tuple[np.ndarray, str]:
+    """The real person crops of the export parity check, and a description of them.
+
+    ``coco``: ground-truth boxes of a COCO folder (:func:`gt_crops`); ``image``: detector boxes on that image
+    (:func:`detector_crops`); neither: detector boxes on the first sample photo that ships with ultralytics
+    (``bus.jpg``).
+
+    Raises:
+        UsageError: both given. InputError: unreadable data, or no sample photo installed.
+    """
+    from kanpose_cli.core.data.sources import sample_images
+
+    if coco is not None and image is not None:
+        raise UsageError("give either --coco or --image for the parity crops, not both")
+    if coco is not None:
+        crops = gt_crops(model, coco, n=n)
+        return crops, f"{len(crops)} GT-box crops from {Path(coco).name}"
+    if image is None:
+        samples = sample_images()
+        if not samples:
+            raise InputError("no parity image: pass --coco DIR or --image FILE (or --no-verify)")
+        image = samples[0]
+    crops = detector_crops(model, image, n=n)
+    return crops, f"{len(crops)} crops from YOLO boxes on {Path(image).name}"
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Pseudo-labelling: a teacher model turns unlabelled images into a COCO keypoint annotation file.
 
-Teachers: any kanpose pose model with a person detector (through :class:`TopDownPipeline`), or an ultralytics YOLO
-pose model run end to end (``yolo:yolo11n-pose.pt``, via :class:`kanpose_cli.core.detect.yolo.YoloPoseEstimator`;
-this module never imports ultralytics itself).
+Teacher: a :class:`~kanpose_cli.core.engine.estimator.PoseEstimator` (any kanpose pose model behind a box source,
+or an ultralytics YOLO pose model run end to end, ``yolo:yolo11n-pose.pt``), run over the images with the crops of
+several images batched together; or any callable ``(image_bgr, path) -> PoseResult`` (or the tuple
+``(boxes, box_scores, keypoints, keypoint_scores)``).
 
 Output (COCO keypoint format, loadable by :func:`kanpose_cli.core.data.dataset.load_coco_instances` and pycocotools):
 ``images`` (id from the digits of the file name when unique, else sequential; ``file_name`` relative to the source
@@ -17,12 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from kanpose_cli.core.detect.base import image_id_from_path
 from kanpose_cli.core.keypoints import COCO17, KeypointSet
+from kanpose_cli.core.results import PoseResult
 
 
 @dataclass
@@ -35,32 +37,23 @@ class LabelSummary:
     keypoints: int
 
 
-class PipelineTeacher:
-    """kanpose pose model + person detector as a teacher.
-    ``(image_bgr, path) -> (boxes, box_scores, kpts, kpt_scores)``."""
-
-    def __init__(self, detector, pipeline):
-        self.detector, self.pipeline = detector, pipeline
-        self.keypoints: KeypointSet = pipeline.model.keypoints
-        self.name = f"{pipeline.model.name} ({pipeline.model.weights_label}) + {detector.name}"
-
-    def __call__(self, image_bgr, path=""):
-        boxes, scores = self.detector(image_bgr, path)
-        res = self.pipeline.estimate(image_bgr, boxes, scores, path)
-        return res.boxes, res.box_scores, res.keypoints, res.keypoint_scores
+def _teach(frames: Iterable, teacher) -> Iterator[tuple[object, tuple | None]]:
+    """``(frame, (boxes, box_scores, keypoints, keypoint_scores) or None)`` for every frame."""
+    if hasattr(teacher, "run"):  # a PoseEstimator: batched over images
+        pairs = teacher.run(frames)
+    else:
+        pairs = ((f, None if f.image is None else teacher(f.image, str(f.path))) for f in frames)
+    for frame, out in pairs:
+        if isinstance(out, PoseResult):
+            out = (out.boxes, out.box_scores, out.keypoints, out.keypoint_scores)
+        yield frame, out
 
 
-class YoloTeacher:
-    """An ultralytics pose model (``YoloPoseEstimator``) as a teacher; same call signature as PipelineTeacher."""
-
-    keypoints: KeypointSet = COCO17
-
-    def __init__(self, estimator):
-        self.estimator = estimator
-        self.name = estimator.name
-
-    def __call__(self, image_bgr, path=""):
-        return self.estimator.predict_batch([image_bgr])[0]
+def teacher_name(teacher) -> str:
+    """``model (weights) + boxes`` of an estimator, else the teacher's ``name``."""
+    if hasattr(teacher, "boxes_label"):
+        return f"{teacher.name} ({teacher.weights_label}) + {teacher.boxes_label}"
+    return getattr(teacher, "name", "?")
 
 
 def coco_categories(kset: KeypointSet) -> list[dict]:
@@ -98,12 +91,15 @@ def instances_to_annotations(boxes: np.ndarray, box_scores: np.ndarray, kpts: np
     return anns
 
 
-def label_images(frames: Iterable, teacher: Callable, source_root: Path | None, box_thr: float = 0.5,
+def label_images(frames: Iterable, teacher, source_root: Path | None, box_thr: float = 0.5,
                  kpt_thr: float = 0.5, min_keypoints: int = 1,
                  on_frame: Callable | None = None) -> tuple[dict, LabelSummary]:
     """Run ``teacher`` over ``frames`` (objects with ``image`` BGR uint8 or None, ``path``, ``error``).
 
     Args:
+        teacher: a :class:`~kanpose_cli.core.engine.estimator.PoseEstimator`, or a callable
+            ``(image_bgr, path) -> PoseResult | (boxes (N, 4) xyxy px, box_scores (N,), keypoints (N, K, 2) px,
+            keypoint_scores (N, K))``.
         source_root: folder the ``file_name`` entries are made relative to (None: base names).
         on_frame: ``fn(frame, n_persons or None)`` after each frame (None when the frame was skipped).
 
@@ -112,8 +108,8 @@ def label_images(frames: Iterable, teacher: Callable, source_root: Path | None, 
     """
     images, annotations, used_ids = [], [], set()
     skipped = 0
-    for n, frame in enumerate(frames):
-        if frame.image is None:
+    for n, (frame, out) in enumerate(_teach(frames, teacher)):
+        if out is None:
             skipped += 1
             if on_frame:
                 on_frame(frame, None)
@@ -129,15 +125,61 @@ def label_images(frames: Iterable, teacher: Callable, source_root: Path | None, 
             rel = path.name
         h, w = frame.image.shape[:2]
         images.append({"id": image_id, "file_name": rel, "width": int(w), "height": int(h)})
-        boxes, scores, kpts, kscores = teacher(frame.image, str(path))
+        boxes, scores, kpts, kscores = out
         anns = instances_to_annotations(boxes, scores, kpts, kscores, image_id, len(annotations) + 1, box_thr,
                                         kpt_thr, min_keypoints)
         annotations.extend(anns)
         if on_frame:
             on_frame(frame, len(anns))
     kset = getattr(teacher, "keypoints", COCO17)
-    coco = {"info": {"description": "kanpose pseudo-labels", "teacher": getattr(teacher, "name", "?"),
+    coco = {"info": {"description": "kanpose pseudo-labels", "teacher": teacher_name(teacher),
                      "box_thr": box_thr, "kpt_thr": kpt_thr, "min_keypoints": min_keypoints},
             "licenses": [], "images": images, "annotations": annotations, "categories": coco_categories(kset)}
     summary = LabelSummary(len(images), skipped, len(annotations), int(sum(a["num_keypoints"] for a in annotations)))
     return coco, summary
+
+
+def make_teacher(teacher: str | None = None, model: str | None = None, weights: str | None = None,
+                 detector: str | None = None, boxes: str | None = None, device: str = "cpu", flip: bool = True,
+                 batch: int = 32, conf: float = 0.25, box_thr: float = 0.5):
+    """The teacher :class:`~kanpose_cli.core.engine.estimator.PoseEstimator` of ``kanpose label``.
+
+    Args:
+        teacher: ``yolo:NAME`` for an ultralytics pose model run end to end (same as ``model="yolo:NAME"``), or
+            None for the kanpose ``model`` / ``weights`` behind ``boxes`` / ``detector`` (``--detector none``: each
+            image is one person).
+        conf, box_thr: the box source keeps boxes scoring at least ``min(conf, box_thr)``; labelling then drops
+            persons below ``box_thr``.
+
+    Raises:
+        UsageError: a ``teacher`` that is not ``yolo:NAME``, or one combined with ``model`` / ``weights``; as
+            :class:`~kanpose_cli.core.engine.estimator.PoseEstimator` otherwise.
+    """
+    from kanpose_cli.core.engine.estimator import PoseEstimator, is_yolo_model
+    from kanpose_cli.core.errors import UsageError
+
+    if teacher is not None:
+        if not is_yolo_model(teacher) or len(teacher) <= 5:
+            raise UsageError(f"--teacher {teacher!r}: expected yolo:NAME (e.g. yolo:yolo11n-pose.pt); for kanpose "
+                             f"models use --model/--weights")
+        if model is not None or weights is not None:
+            raise UsageError("--teacher yolo:... cannot be combined with --model/--weights")
+        model = teacher
+    return PoseEstimator(model, weights, detector, boxes, device=device, flip=flip, batch=batch,
+                         conf=min(conf, box_thr))
+
+
+def label_source(source: str):
+    """SOURCE of ``kanpose label`` -> ``(Source, root folder or None)``; file names are written relative to root.
+
+    Raises:
+        UsageError: a video or webcam. InputError: as :func:`~kanpose_cli.core.data.sources.open_source`.
+    """
+    from kanpose_cli.core.data.sources import open_source
+    from kanpose_cli.core.errors import UsageError
+
+    src = open_source(source)
+    if src.is_stream or src.kind == "video":
+        raise UsageError("label needs images (a folder, glob or image), not a video or webcam")
+    root = Path(source).expanduser()
+    return src, (root if root.is_dir() else None)

@@ -1,5 +1,6 @@
-"""The predict loop: source frames -> detector -> top-down pipeline -> writers, with a per-frame callback for
-progress display. Streams (no frame is kept after it is written); an interruption keeps finished outputs."""
+"""The predict loop: a loop over :meth:`PoseEstimator.run` (source frames -> boxes -> [tracks] -> poses) into the
+writers, with a per-frame callback for progress display. Streams (no frame is kept after it is written); an
+interruption keeps finished outputs."""
 
 from __future__ import annotations
 
@@ -11,27 +12,42 @@ from typing import Callable
 
 import cv2
 
-from kanpose_cli.core.data.sources import Frame, Source
+from kanpose_cli.core.data.sources import Frame, Source, demo_source, open_source
 from kanpose_cli.core.data.writers import PredictionWriter
-from kanpose_cli.core.detect.base import PersonDetector, image_id_from_path
-from kanpose_cli.core.engine.pipeline import TopDownPipeline
-from kanpose_cli.core.errors import InputError
+from kanpose_cli.core.detect.base import image_id_from_path
+from kanpose_cli.core.engine.estimator import PoseEstimator
+from kanpose_cli.core.errors import InputError, UsageError
+from kanpose_cli.core.io import RunDir
 from kanpose_cli.core.results import PoseResult
+from kanpose_cli.core.track import TrackOptions
 
 
 @dataclass
 class PredictSummary:
-    """What a predict run did. ``skipped`` lists ``(path, reason)``; times in seconds."""
+    """What a predict run did. ``skipped`` lists ``(path, reason)``; times in seconds; ``tracks``: distinct track
+    ids seen (0 when not tracking)."""
 
     frames: int = 0
     persons: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
+    tracks: int = 0
 
     @property
     def ms_per_frame(self) -> float:
         return 1000.0 * self.seconds / self.frames if self.frames else 0.0
+
+    def failure(self, source: Source) -> str | None:
+        """The one-line error for exit code 1 when inputs were skipped (None when nothing was skipped)."""
+        if not self.skipped:
+            return None
+        if self.frames == 0 or getattr(source, "kind", "") == "image":
+            return self.skipped[0][1] if len(self.skipped) == 1 else \
+                f"none of the {len(self.skipped)} inputs could be read"
+        what = "frames" if source.is_stream else "images"
+        return (f"{len(self.skipped)} of {self.frames + len(self.skipped)} {what} could not be read and were "
+                f"skipped")
 
 
 def display_available() -> bool:
@@ -39,39 +55,87 @@ def display_available() -> bool:
     return not sys.platform.startswith("linux") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def run_predict(source: Source, detector: PersonDetector, pipeline: TopDownPipeline, writer: PredictionWriter,
-                on_frame: Callable[[Frame, PoseResult | None], None] | None = None,
-                show: bool = False) -> PredictSummary:
-    """Process every frame of ``source``.
-
-    Unreadable images are recorded in ``summary.skipped`` and passed to ``on_frame`` with result None; the loop
-    goes on. ``KeyboardInterrupt`` stops the loop, closes the writers (partial outputs are kept) and sets
-    ``summary.interrupted``.
+def predict_source(source: str | None, demo: bool = False, tracking: TrackOptions | None = None) -> Source:
+    """SOURCE or ``--demo`` -> the :class:`Source` (checked before any model is loaded).
 
     Raises:
-        InputError: a video/webcam that yields no frame.
+        UsageError: both or neither given; tracking on a still image, folder or glob. InputError: a source that
+            cannot be opened.
+    """
+    if (source is None) == (not demo):
+        raise UsageError("give either SOURCE or --demo" if demo else "missing SOURCE (an image, folder, glob, video or "
+                         "webcam index); try kanpose predict --demo")
+    src = demo_source() if demo else open_source(source)
+    if tracking is not None and not src.is_stream:
+        raise UsageError(f"--track needs a video file or a webcam; {src.description} is not one (tracking follows "
+                         f"people from one video frame to the next)")
+    return src
+
+
+def make_writer(run_dir: RunDir, estimator: PoseEstimator, kpt_thr: float = 0.3, save: bool = True,
+                save_json: bool = True, save_coco: bool = False, save_tracks: bool = False,
+                tracking: TrackOptions | None = None, source: Source | None = None,
+                coco_file: bool = True) -> PredictionWriter:
+    """The writer of a predict run, with the shared header of every JSON (model, weights, box source, flip test,
+    keypoint names, skeleton, and the tracker settings when tracking).
+
+    ``source``: a torchrun shard (:func:`~kanpose_cli.core.engine.distributed.shard_source`) fixes the output
+    stems over all ranks' inputs. ``coco_file``: False on torchrun ranks (rank 0 merges the COCO results).
+
+    Raises:
+        UsageError: ``save_tracks`` without tracking.
+    """
+    from kanpose_cli.core.weights import RANDOM_LABEL
+
+    if save_tracks and tracking is None:
+        raise UsageError("--save-tracks writes the person tracks of --track; add --track")
+    kset = estimator.keypoints
+    header = {"model": estimator.name, "weights": estimator.weights_label, "detector": estimator.boxes_label,
+              "flip_test": estimator.flip, "keypoint_names": list(kset.names),
+              "skeleton": [list(p) for p in kset.skeleton]}
+    if tracking is not None:
+        header["tracker"] = str(tracking.tracker).lower()
+        header["smoothing"] = ({"filter": "one-euro", "min_cutoff_hz": tracking.min_cutoff, "beta_per_px":
+                                tracking.beta, "d_cutoff_hz": tracking.d_cutoff} if tracking.smooth else None)
+    return PredictionWriter(run_dir, header, kpt_thr=kpt_thr, save_images=save, save_json=save_json,
+                            save_coco=save_coco, label=RANDOM_LABEL if estimator.random_weights else None,
+                            save_tracks=save_tracks, stems=getattr(source, "stems", None), coco_file=coco_file)
+
+
+def run_predict(source: Source, estimator: PoseEstimator, writer: PredictionWriter,
+                on_frame: Callable[[Frame, PoseResult | None], None] | None = None,
+                show: bool = False, tracking: TrackOptions | None = None) -> PredictSummary:
+    """Process every frame of ``source`` with ``estimator`` and write the results.
+
+    Unreadable images (and undecodable frames in the middle of a video) are recorded in ``summary.skipped`` and
+    passed to ``on_frame`` with result None; the loop goes on (and tracks continue). ``KeyboardInterrupt`` stops
+    the loop, closes the writers (partial outputs are kept) and sets ``summary.interrupted``.
+
+    Raises:
+        InputError: a video/webcam that yields no frame. UsageError: ``tracking`` on a still image or folder.
     """
     summary = PredictSummary()
+    track_ids: set[int] = set()
+    global_index = getattr(source, "global_index", {})  # a torchrun shard: positions in the whole input list
     start = time.perf_counter()
     try:
-        for n, frame in enumerate(source):
-            if frame.image is None:
+        for n, (frame, result) in enumerate(estimator.run(source, tracking)):
+            if result is None:
                 summary.skipped.append((frame.path, frame.error or "unreadable"))
                 if on_frame:
                     on_frame(frame, None)
                 continue
-            boxes, scores = detector(frame.image, frame.path)
-            result = pipeline.estimate(frame.image, boxes, scores, frame.path)
-            result.frame_index, result.time_s = frame.index, frame.time_s
             image_id = image_id_from_path(frame.path) if frame.index is None else frame.index
             if image_id is None:
-                image_id = n
+                image_id = global_index.get(frame.path, n)
             if source.is_stream:
                 writer.write_frame(frame.image, result, getattr(source, "fps", 30.0), image_id)
             else:
                 writer.write_image(frame.image, result, image_id)
             summary.frames += 1
             summary.persons += len(result)
+            if result.track_ids is not None:
+                track_ids.update(int(t) for t in result.track_ids)
             if show:
                 cv2.imshow("kanpose", writer.draw(frame.image, result, kpt_thr=writer.kpt_thr, label=writer.label))
                 if cv2.waitKey(1) & 0xFF in (27, ord("q")):
@@ -83,6 +147,7 @@ def run_predict(source: Source, detector: PersonDetector, pipeline: TopDownPipel
     finally:
         writer.close()
         summary.seconds = time.perf_counter() - start
+        summary.tracks = len(track_ids)
         if show:
             cv2.destroyAllWindows()
     if summary.frames == 0 and not summary.skipped and not summary.interrupted:

@@ -17,7 +17,7 @@ Config (one JSON recipe per family in ``kanpose_cli/core/recipes/<family>.json``
 Run directory ``runs/train/expN``: ``config.json``, ``state/last.pt`` (full training state, written atomically
 every epoch and every ``save_every_steps`` steps; ``torch.load(..., weights_only=True)`` safe: tensors, numbers,
 strings, lists and dicts only), ``weights/{last,best}.safetensors`` (pose checkpoints by validation AP, via
-:func:`kanpose_cli.core.checkpoint.save_checkpoint`), ``results.csv`` (one row per epoch) and ``results.png``.
+:func:`kanpose_cli.core.weights.save_checkpoint`), ``results.csv`` (one row per epoch) and ``results.png``.
 
 Resume: the state holds model, optimiser, scheduler step, EMA, grad scaler, RNG states (torch, CUDA, numpy, Python),
 epoch, step and the position inside the epoch. Sampling order is a function of ``(seed, epoch)`` and augmentation of
@@ -396,7 +396,8 @@ class Trainer:
         if not train:
             raise InputError("no training data: give --train-ann and --train-images")
         self.model: PoseModel = create_model(cfg["model"], overrides=cfg.get("model_overrides") or None)
-        if cfg.get("init"):
+        self.init_report = None  # InitReport of ``init`` (None when resuming: the state holds the weights)
+        if cfg.get("init") and state is None:
             self._load_init(cfg["init"])
         instances = []
         for src in train:
@@ -454,16 +455,12 @@ class Trainer:
             self._restore(state)
 
     # -------------------------------------------------------------------------------------------- state
-    def _load_init(self, path: str) -> None:
-        from kanpose_cli.core.checkpoint import check_state_dict
-        from safetensors.torch import load_file
+    def _load_init(self, weights: str) -> None:
+        """``init``: load the parts of the model that ``weights`` has (a checkpoint, ``hub`` or ``hf://``; see
+        :func:`kanpose_cli.core.weights.init_weights`) and keep the report in :attr:`init_report`."""
+        from kanpose_cli.core.weights import init_weights
 
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise InputError(f"init weights not found: {p}")
-        sd = load_file(str(p))
-        check_state_dict(self.model, sd, p.name)
-        self.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+        self.init_report = init_weights(self.model, str(weights))
 
     def state_dict(self) -> dict:
         """The full training state (see the module docstring)."""
@@ -650,10 +647,12 @@ class Trainer:
             "world_size": self.world, "device": str(self.device), "wall_time_s": round(self.wall_s, 1),
             "val_metrics_gt_boxes": metrics, "ema": self.ema is not None, "torch": torch.__version__,
             "config": {k: v for k, v in self.cfg.items() if k != "data"},
+            "init": ({k: v for k, v in self.init_report.to_dict().items() if k != "rows"}
+                     if self.init_report is not None else self.cfg.get("init")),
         }
 
     def _export(self, metrics: dict | None) -> None:
-        from kanpose_cli.core.checkpoint import save_checkpoint
+        from kanpose_cli.core.weights import save_checkpoint
 
         model = self.eval_model()
         wdir = self.run_dir / "weights"
@@ -718,7 +717,7 @@ def export_state(state_path: str | Path, out_path: str | Path, half: bool = Fals
     Returns:
         ``out_path``.
     """
-    from kanpose_cli.core.checkpoint import save_checkpoint
+    from kanpose_cli.core.weights import save_checkpoint
 
     state = load_state(state_path)
     cfg = state["config"]

@@ -42,16 +42,27 @@ def model_complexity(name: str, use_cache: bool = True) -> tuple[int, int]:
     return result
 
 
+def hub_summary(name: str) -> str:
+    """Short text of a model's published weights for tables: ``coco 75.8 · plus 77.0`` (tag and reported COCO AP;
+    the first is the default), ``init: vitpose-s`` for models that start from another model's, or ``–``."""
+    spec = get_spec(name)
+    if spec.published:
+        return " · ".join(f"{w.tag} {w.ap}" if w.ap is not None else w.tag for w in spec.published)
+    return f"init: {spec.init_from}" if spec.init_from else "–"
+
+
 def model_rows(pattern: str | None = None) -> list[dict]:
-    """One dict per registered model whose name contains ``pattern``."""
+    """One dict per registered model whose name matches ``pattern`` (a substring, or a shell pattern such as
+    ``vitpose-*``): name, family, input size, exact params and MACs, paper numbers, shipped weights, published
+    weights (``hub``: one record per :class:`~kanpose_cli.core.models.registry.PublishedWeights`) and
+    ``init_from``."""
     rows = []
-    for name in list_models():
-        if pattern and pattern not in name:
-            continue
+    for name in list_models(pattern=pattern):
         spec = get_spec(name)
         params, macs = model_complexity(name)
         shipped = shipped_weights(name)
         rows.append({"model": name, "family": spec.family, "input_size": list(spec.input_size), "params": params,
                      "macs": macs, "paper": spec.paper, "weights": shipped.name if shipped else "none",
+                     "hub": [w.record() for w in spec.published], "init_from": spec.init_from,
                      "description": spec.description})
     return rows

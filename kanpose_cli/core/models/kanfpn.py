@@ -31,7 +31,9 @@ Readings of points the paper leaves open (all config fields):
 - KAGN: degree 3, InstanceNorm, reduction 4 (class defaults; spec §3.4).
 
 ViTPose-S weights load into the ViT part and the decoder of every stage (patch embedding skipped for s1–s6),
-see :func:`kanpose_cli.core.models.convert.convert_vitpose_to_hybrid`.
+see the ``vitpose-hybrid`` converter in :mod:`kanpose_cli.core.weights.convert`. ``kanpose train --init hub`` starts
+every stage from ``vitpose-s``'s published weights (ViTPose+-S with its COCO expert merged); the new stem, CBAM
+and KAGN parts stay at their initial values.
 """
 
 from __future__ import annotations
@@ -43,7 +45,6 @@ import torch.nn as nn
 
 from kanpose_cli.core.models.backbones.resnet50 import ResNet50Features
 from kanpose_cli.core.models.backbones.vit import ViT, vit_grid
-from kanpose_cli.core.models.convert import convert_vitpose, convert_vitpose_to_hybrid
 from kanpose_cli.core.models.heads.heatmap import build_heatmap_head
 from kanpose_cli.core.models.necks.fpn import FPNP2
 from kanpose_cli.core.models.registry import ModelSpec, register_model
@@ -223,7 +224,7 @@ def _register(name: str, cfg: KANFPNConfig, description: str, paper: dict) -> No
     register_model(ModelSpec(
         name=name, family="kanfpn", build=KANFPNPose, config=cfg, codec=heatmap_codec(), loss=HEATMAP_LOSS,
         description=description, udp=True, paper=paper,
-        convert_state_dict=convert_vitpose if cfg.stem == "patch" else convert_vitpose_to_hybrid,
+        converter="vitpose" if cfg.stem == "patch" else "vitpose-hybrid", init_from="vitpose-s",
     ))
 
 

@@ -10,6 +10,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from kanpose_cli.core.errors import UsageError
+from kanpose_cli.core.registry import Registry
+
 
 class KLDiscretLoss(nn.Module):
     """KL divergence between SimCC label distributions and softmax(β·logits) (mmpose ``KLDiscretLoss``; spec §5.4).
@@ -51,17 +54,13 @@ class KLDiscretLoss(nn.Module):
         return total / B if self.reduction == "batch_mean" else total
 
 
-LOSSES: dict[str, type[nn.Module]] = {"kl_discret": KLDiscretLoss}
+LOSSES: Registry[type[nn.Module]] = Registry("loss")
+LOSSES.register("kl_discret", KLDiscretLoss)
 
 
 def register_loss(name: str):
-    """Decorator adding a loss class to ``LOSSES`` under ``name``."""
-
-    def deco(cls):
-        LOSSES[name] = cls
-        return cls
-
-    return deco
+    """Decorator adding a loss class to ``LOSSES`` (a :class:`~kanpose_cli.core.registry.Registry`) under ``name``."""
+    return LOSSES.register(name)
 
 
 @register_loss("l1")
@@ -116,9 +115,12 @@ class JointsMSELoss(nn.Module):
 
 
 def build_loss(config: dict) -> nn.Module:
-    """Build a loss from ``{"type": name, **kwargs}``; raises ValueError for an unknown type."""
+    """Build a loss from ``{"type": name, **kwargs}``.
+
+    Raises:
+        UsageError: no ``"type"`` or an unknown loss name (exit code 2; the message names close matches).
+    """
     cfg = dict(config)
-    kind = cfg.pop("type")
-    if kind not in LOSSES:
-        raise ValueError(f"unknown loss {kind!r}; known: {', '.join(sorted(LOSSES))}")
-    return LOSSES[kind](**cfg)
+    if "type" not in cfg:
+        raise UsageError(f"loss settings need a 'type' (one of {', '.join(LOSSES)}); got {sorted(cfg)}")
+    return LOSSES.get(cfg.pop("type"))(**cfg)

@@ -1,7 +1,12 @@
 """Model registry: variant name -> :class:`ModelSpec`; :func:`create_model` builds a :class:`PoseModel`.
 
-Explicit dict, filled by importing the family modules in ``kanpose_cli.core.models`` (timm-style: one file per
-family, short variant definitions at the bottom of each). Nothing is scanned or downloaded at import time.
+A :class:`~kanpose_cli.core.registry.Registry` filled by importing the family modules in
+``kanpose_cli.core.models`` (timm-style: one file per family, short variant definitions at the bottom of each).
+Nothing is scanned or downloaded at import time.
+
+Each spec may list the published checkpoints it can load by name (:class:`PublishedWeights`, like torchvision's
+weight enums and timm's pretrained tags). They are plain data here; fetching, verifying and converting them is the
+job of :mod:`kanpose_cli.core.weights` (which sits above this package).
 """
 
 from __future__ import annotations
@@ -20,9 +25,49 @@ from kanpose_cli.core.codecs import KeypointCodec, build_codec
 from kanpose_cli.core.errors import UsageError
 from kanpose_cli.core.keypoints import KeypointSet, get_keypoint_set
 from kanpose_cli.core.paths import cache_dir, shipped_weights_dir
+from kanpose_cli.core.registry import Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class PublishedWeights:
+    """One published checkpoint that a model loads by name: ``--weights hub`` (the model's first entry) or
+    ``--weights hub:TAG``.
+
+    Attributes:
+        tag: short name, unique per model (``coco``, ``plus``).
+        repo: Hugging Face Hub repository ``OWNER/NAME``.
+        revision: branch, tag or commit of the repository (``main``).
+        file: file inside the repository (``model.safetensors``).
+        sha256: hex SHA-256 of ``file`` at ``revision`` when known; the download is checked against it (else
+            against the hub's own LFS SHA-256).
+        license: licence of the weights (SPDX id).
+        ap: COCO val2017 keypoint AP the authors report for these weights (their person boxes, flip test), or None.
+        trained_on: the training data the authors name (``COCO``, ``COCO+AIC+MPII``, ...).
+        note: one line for ``kanpose models`` (``ViTPose+ mixture of experts, COCO expert merged``).
+    """
+
+    tag: str
+    repo: str
+    revision: str = "main"
+    file: str = "model.safetensors"
+    sha256: str | None = None
+    license: str = "Apache-2.0"
+    ap: float | None = None
+    trained_on: str = "COCO"
+    note: str = ""
+
+    @property
+    def uri(self) -> str:
+        """``hf://OWNER/NAME@REVISION`` (plus ``/FILE`` when it is not ``model.safetensors``)."""
+        tail = "" if self.file == "model.safetensors" else f"/{self.file}"
+        return f"hf://{self.repo}@{self.revision}{tail}"
+
+    def record(self) -> dict:
+        """JSON-able dict for ``kanpose models --format json``."""
+        return {**dataclasses.asdict(self), "uri": self.uri}
 
 
 @dataclass(frozen=True)
@@ -44,8 +89,12 @@ class ModelSpec:
         paper: reference numbers from the paper (``{"ap": ..., "params_m": ..., "gflops": ...}``), for display.
         weights: file name of trained weights shipped in the repository's ``weights/`` folder, or None (found
             there or in the cache by :func:`shipped_weights`).
-        convert_state_dict: optional ``fn(state_dict) -> (state_dict, report)`` turning foreign checkpoints
-            (official repos, Hugging Face) into this variant's keys.
+        converter: name of the weight converter (registered in :mod:`kanpose_cli.core.weights.convert`) that turns
+            foreign checkpoints (official repos, Hugging Face) into this variant's keys, or None.
+        published: published checkpoints this variant loads by name (``--weights hub[:TAG]``); the first is the
+            default.
+        init_from: for variants without published weights of their own, the registered model whose published
+            weights ``kanpose train --init hub`` loads into the parts they share (KAN-FPN: ``vitpose-s``).
         codec_for, loss_for: optional ``fn(config) -> dict`` giving the codec/loss settings for an *overridden*
             config (e.g. a FlatPose ``head="regression"`` override needs the regression codec and L1 loss);
             without them ``codec``/``loss`` are used whatever the overrides.
@@ -64,7 +113,9 @@ class ModelSpec:
     udp: bool = True
     paper: dict = field(default_factory=dict)
     weights: str | None = None
-    convert_state_dict: Callable[[dict], tuple[dict, dict]] | None = None
+    converter: str | None = None
+    published: tuple[PublishedWeights, ...] = ()
+    init_from: str | None = None
     codec_for: Callable[[Any], dict] | None = None
     loss_for: Callable[[Any], dict] | None = None
 
@@ -74,29 +125,56 @@ class ModelSpec:
         return tuple(self.config.input_size)
 
 
-_REGISTRY: dict[str, ModelSpec] = {}
+MODELS: Registry[ModelSpec] = Registry("model", hint="Run `kanpose models` for the list.")
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
     """Add a variant; raises ValueError if the name is taken."""
-    if spec.name in _REGISTRY:
-        raise ValueError(f"model {spec.name!r} registered twice")
-    _REGISTRY[spec.name] = spec
-    return spec
+    tags = [w.tag for w in spec.published]
+    if len(set(tags)) != len(tags):
+        raise ValueError(f"model {spec.name!r}: published weight tags must be unique, got {tags}")
+    return MODELS.register(spec.name, spec)
 
 
-def list_models(family: str | None = None) -> list[str]:
-    """Registered names, in registration order, optionally only one family."""
-    return [n for n, s in _REGISTRY.items() if family is None or s.family == family]
+def list_models(family: str | None = None, pattern: str | None = None) -> list[str]:
+    """Registered names in registration order, optionally only one family and/or only names matching ``pattern``
+    (``vitpose-*``, or a plain substring; see :func:`kanpose_cli.core.registry.name_matches`)."""
+    return MODELS.names(pattern, where=None if family is None else (lambda s: s.family == family))
 
 
 def get_spec(name: str) -> ModelSpec:
     """Look up a variant; raises :class:`UsageError` with close matches for unknown names."""
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
-        hint = f" Did you mean: {', '.join(close)}?" if close else " Run `kanpose models` for the list."
-        raise UsageError(f"unknown model {name!r}.{hint}")
-    return _REGISTRY[name]
+    return MODELS.get(name)
+
+
+def get_published(name: str, tag: str | None = None) -> PublishedWeights:
+    """The published checkpoint ``tag`` of model ``name`` (None: its default, the first listed).
+
+    Raises:
+        UsageError: unknown model; a model without published weights (the message says which models have them,
+            and for KAN-FPN-like models which model's weights ``--init hub`` uses); an unknown tag.
+    """
+    spec = get_spec(name)
+    if not spec.published:
+        having = [n for n, s in MODELS.items() if s.published]
+        extra = (f"; `kanpose train --model {name} --init hub` starts it from {spec.init_from}'s published weights"
+                 if spec.init_from else "")
+        raise UsageError(f"model {name!r} has no published weights{extra}. Models with published weights: "
+                         f"{', '.join(having)}")
+    if tag is None:
+        return spec.published[0]
+    for w in spec.published:
+        if w.tag == tag:
+            return w
+    tags = [w.tag for w in spec.published]
+    close = difflib.get_close_matches(tag, tags, n=1)
+    hint = f" Did you mean {close[0]}?" if close else ""
+    raise UsageError(f"model {name!r} has no published weights tagged {tag!r} (it has: {', '.join(tags)}).{hint}")
+
+
+def find_published(repo: str) -> list[tuple[str, PublishedWeights]]:
+    """``(model name, entry)`` for every registered model that lists the hub repository ``repo``."""
+    return [(n, w) for n, s in MODELS.items() for w in s.published if w.repo == repo]
 
 
 def shipped_weights(model_name: str) -> Path | None:
@@ -158,6 +236,22 @@ class PoseModel(nn.Module):
         return self.spec.name
 
     @property
+    def backend(self) -> str:
+        """What runs the network: ``torch``, or the runtime a non-torch ``net`` names in its ``backend`` attribute
+        (``onnxruntime CPUExecutionProvider``)."""
+        return getattr(self.net, "backend", "torch")
+
+    def half(self):
+        """FP16 weights (``nn.Module.half``).
+
+        Raises:
+            UsageError: the network runs outside torch (an ONNX file) and cannot change its precision.
+        """
+        if not getattr(self.net, "supports_half", True):
+            raise UsageError(f"--half is not supported with {self.backend} weights (the file is fp32); drop --half")
+        return super().half()
+
+    @property
     def input_size(self) -> tuple[int, int]:
         """Model input ``(H, W)`` in pixels."""
         return tuple(self.config.input_size)
@@ -167,20 +261,24 @@ class PoseModel(nn.Module):
         return self.net(x)
 
     @torch.no_grad()
-    def predict(self, crops: torch.Tensor, flip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict(self, crops: torch.Tensor, flip: bool = False,
+                net: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Keypoints of a batch of person crops.
 
         Args:
             crops: (B, 3, H, W) normalised RGB crops (see :meth:`normalize`).
             flip: flip test: also run the mirrored crops, flip the outputs back with the keypoint set's flip index
                 and average before decoding.
+            net: run this network instead of :attr:`net` (the inference copy of
+                :func:`~kanpose_cli.core.models.inference.prepare_for_inference`, same outputs up to rounding).
 
         Returns:
             ``(keypoints (B, K, 2) float32 crop pixels (x, y), scores (B, K) in [0, 1])``.
         """
-        out = self.net(crops)
+        net = self.net if net is None else net
+        out = net(crops)
         if flip:
-            flipped = self.codec.flip_back(self.net(crops.flip(-1)), self.keypoints.flip_index)
+            flipped = self.codec.flip_back(net(crops.flip(-1)), self.keypoints.flip_index)
             out = self.codec.merge_flip(out, flipped)
         kpts, scores = self.codec.decode(out)
         return kpts.float(), scores.float()
@@ -209,13 +307,16 @@ class PoseModel(nn.Module):
         }
 
 
-def create_model(name: str, overrides: dict | None = None, codec_overrides: dict | None = None) -> PoseModel:
+def create_model(name: str, overrides: dict | None = None, codec_overrides: dict | None = None,
+                 net: nn.Module | None = None) -> PoseModel:
     """Build a registered variant with random initialisation.
 
     Args:
         name: registry name.
         overrides: config fields to change (ablation switches, input size ...); unknown fields raise UsageError.
-        codec_overrides: codec settings to change.
+        codec_overrides: codec settings to change (a different ``type`` replaces the spec's codec settings).
+        net: use this network instead of building ``spec.build(config)`` (a runtime backend such as an
+            onnxruntime session wrapped as a module; see :mod:`kanpose_cli.core.weights.onnx`).
 
     Returns:
         :class:`PoseModel` in eval mode.
@@ -231,6 +332,7 @@ def create_model(name: str, overrides: dict | None = None, codec_overrides: dict
         base_codec = {}
     codec_cfg = {**base_codec, **(codec_overrides or {})}
     loss_cfg = spec.loss_for(config) if spec.loss_for is not None else spec.loss
-    net = spec.build(config)
+    if net is None:
+        net = spec.build(config)
     model = PoseModel(spec, config, net, build_codec(codec_cfg, tuple(config.input_size)), loss_cfg)
     return model.eval()

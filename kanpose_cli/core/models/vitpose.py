@@ -1,9 +1,13 @@
 """ViTPose (Xu, Zhang, Zhang, Tao, NeurIPS 2022): plain ViT backbone + heatmap decoder, UDP σ = 2 targets,
-JointsMSE, DARK-UDP decoding (spec §2). Variants: ViT-S/B at 256×192 with the classic or simple decoder.
+JointsMSE, DARK-UDP decoding (spec §2). Variants: ViT-S/B/L/H at 256×192 with the classic or simple decoder.
 
-Official (mmpose 0.x) and Hugging Face ``VitPoseForPoseEstimation`` checkpoints load through
-:func:`kanpose_cli.core.models.convert.load_foreign_weights` (the specs carry
-:func:`~kanpose_cli.core.models.convert.convert_vitpose`).
+Official (mmpose 0.x) and Hugging Face ``VitPoseForPoseEstimation`` checkpoints load through the ``vitpose``
+converter of :mod:`kanpose_cli.core.weights.convert`, which also turns ViTPose+ (ViTPose++, Xu et al., TPAMI 2023)
+mixture-of-experts checkpoints into plain ViTPose by merging the shared and the COCO expert part of every MLP.
+
+Published weights (``--weights hub``): the ViTPose authors' COCO checkpoints as converted to transformers by its
+maintainers, on the Hugging Face Hub under ``usyd-community`` (Apache-2.0). The AP is the COCO val2017 AP the
+authors report (ViTAE-Transformer/ViTPose README; person boxes of a 56 AP detector, flip test).
 """
 
 from __future__ import annotations
@@ -14,9 +18,8 @@ import torch
 import torch.nn as nn
 
 from kanpose_cli.core.models.backbones.vit import ViT
-from kanpose_cli.core.models.convert import convert_vitpose
 from kanpose_cli.core.models.heads.heatmap import build_heatmap_head
-from kanpose_cli.core.models.registry import ModelSpec, register_model
+from kanpose_cli.core.models.registry import ModelSpec, PublishedWeights, register_model
 
 
 @dataclass(frozen=True)
@@ -25,10 +28,11 @@ class ViTPoseConfig:
 
     Attributes:
         input_size: (H, W) pixels. num_keypoints: K.
-        embed_dim, depth, num_heads, mlp_ratio, qkv_bias: ViT settings (S: 384/12/12/4, B: 768/12/12/4).
-        drop_path_rate: maximum stochastic depth (S 0.1, B 0.3).
+        embed_dim, depth, num_heads, mlp_ratio, qkv_bias: ViT settings (S: 384/12/12/4, B: 768/12/12/4,
+            L: 1024/24/16/4, H: 1280/32/16/4).
+        drop_path_rate: maximum stochastic depth (S 0.1, B 0.3, L 0.5, H 0.55).
         decoder: ``classic`` (2 deconvs, 64×48 maps) or ``simple`` (ReLU, bilinear ×4, 3×3 conv).
-        layer_decay: layer-wise lr decay rate for training (S 0.8, B 0.75; used by the trainer).
+        layer_decay: layer-wise lr decay rate of the official configs (S 0.8, B 0.75, L 0.8, H 0.85).
     """
 
     input_size: tuple[int, int] = (256, 192)
@@ -69,18 +73,38 @@ HEATMAP_LOSS = {"type": "joints_mse", "use_target_weight": True}
 
 VIT_S = dict(embed_dim=384, depth=12, num_heads=12, drop_path_rate=0.1, layer_decay=0.8)
 VIT_B = dict(embed_dim=768, depth=12, num_heads=12, drop_path_rate=0.3, layer_decay=0.75)
+VIT_L = dict(embed_dim=1024, depth=24, num_heads=16, drop_path_rate=0.5, layer_decay=0.8)
+VIT_H = dict(embed_dim=1280, depth=32, num_heads=16, drop_path_rate=0.55, layer_decay=0.85)
+
+_HUB = "usyd-community"
+_PLUS_DATA = "COCO+AIC+MPII+AP-10K+APT-36K+COCO-WholeBody"
+_PLUS_NOTE = "ViTPose+ mixture of experts; shared + COCO expert merged into one MLP"
 
 
-def _register(name: str, cfg: ViTPoseConfig, description: str, paper: dict) -> None:
+def _plus(size: str, ap: float) -> PublishedWeights:
+    return PublishedWeights("plus", f"{_HUB}/vitpose-plus-{size}", ap=ap, trained_on=_PLUS_DATA, note=_PLUS_NOTE)
+
+
+def _register(name: str, cfg: ViTPoseConfig, description: str, paper: dict,
+              published: tuple[PublishedWeights, ...] = ()) -> None:
     register_model(ModelSpec(
         name=name, family="vitpose", build=ViTPose, config=cfg, codec=heatmap_codec(), loss=HEATMAP_LOSS,
-        description=description, udp=True, paper=paper, convert_state_dict=convert_vitpose,
+        description=description, udp=True, paper=paper, converter="vitpose", published=published,
     ))
 
 
-_register("vitpose-s", ViTPoseConfig(**VIT_S), "ViTPose-S, classic decoder, 256×192", {"ap": 73.8})
-_register("vitpose-b", ViTPoseConfig(**VIT_B), "ViTPose-B, classic decoder, 256×192", {"ap": 75.8, "gflops": 17.1})
+_register("vitpose-s", ViTPoseConfig(**VIT_S), "ViTPose-S, classic decoder, 256×192", {"ap": 73.8},
+          (_plus("small", 75.8),))
+_register("vitpose-b", ViTPoseConfig(**VIT_B), "ViTPose-B, classic decoder, 256×192", {"ap": 75.8, "gflops": 17.1},
+          (PublishedWeights("coco", f"{_HUB}/vitpose-base", ap=75.8),
+           _plus("base", 77.0),
+           PublishedWeights("coco-aic-mpii", f"{_HUB}/vitpose-base-coco-aic-mpii", ap=77.1,
+                            trained_on="COCO+AIC+MPII")))
 _register("vitpose-s-simple", ViTPoseConfig(**VIT_S, decoder="simple"), "ViTPose-S, simple decoder, 256×192",
           {"ap": 73.5})
 _register("vitpose-b-simple", ViTPoseConfig(**VIT_B, decoder="simple"), "ViTPose-B, simple decoder, 256×192",
-          {"ap": 75.5})
+          {"ap": 75.5}, (PublishedWeights("coco", f"{_HUB}/vitpose-base-simple", ap=75.5),))
+_register("vitpose-l", ViTPoseConfig(**VIT_L), "ViTPose-L, classic decoder, 256×192", {"ap": 78.3},
+          (_plus("large", 78.6),))
+_register("vitpose-h", ViTPoseConfig(**VIT_H), "ViTPose-H, classic decoder, 256×192", {"ap": 79.1},
+          (_plus("huge", 79.4),))

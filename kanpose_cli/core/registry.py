@@ -1,0 +1,121 @@
+"""One generic name -> object registry, used for pose models, keypoint codecs, losses and weight converters.
+
+timm-style: an explicit table filled by ``register`` calls when the defining modules are imported; nothing is
+scanned or downloaded. Looking up an unknown name is a :class:`~kanpose_cli.core.errors.UsageError` (exit code 2)
+that names the closest registered names, so a typo on the command line or in a config file is one clear line.
+
+Name filters (:meth:`Registry.names`): a pattern with a shell wildcard (``*``, ``?``, ``[``) is matched against the
+whole name with :func:`fnmatch.fnmatchcase` (``vitpose-*``); a pattern without one matches every name that contains
+it (``r18`` matches ``amfacpose-r18-256x192``).
+
+This module sits at the bottom of ``kanpose_cli.core`` next to :mod:`~kanpose_cli.core.errors`, which is the only
+kanpose module it imports.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from typing import Callable, Generic, Iterator, TypeVar
+
+from kanpose_cli.core.errors import UsageError
+
+T = TypeVar("T")
+
+WILDCARDS = "*?["
+
+
+def name_matches(name: str, pattern: str | None) -> bool:
+    """True if ``name`` passes the filter ``pattern`` (module docstring); None or ``""`` matches everything."""
+    if not pattern:
+        return True
+    if any(c in pattern for c in WILDCARDS):
+        return fnmatch.fnmatchcase(name, pattern)
+    return pattern in name
+
+
+class Registry(Generic[T]):
+    """An ordered table ``name -> object`` of one kind (``"model"``, ``"codec"``, ``"loss"``, ...).
+
+    Supports ``name in registry``, ``registry[name]`` (same as :meth:`get`), iteration over the names in
+    registration order and ``len``.
+
+    Args:
+        kind: what the entries are, used in messages (``unknown codec 'heatmp'``).
+        hint: appended to unknown-name errors when no close match exists (``Run `kanpose models` for the list.``);
+            default: the list of registered names.
+    """
+
+    def __init__(self, kind: str, hint: str | None = None):
+        self.kind, self.hint = kind, hint
+        self._entries: dict[str, T] = {}
+
+    def register(self, name: str, obj: T | None = None):
+        """Add ``obj`` under ``name`` and return it; without ``obj``, return a decorator that does so.
+
+        Raises:
+            ValueError: ``name`` is already taken (a programming error, not a user error).
+        """
+        def add(value: T) -> T:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} registered twice")
+            self._entries[name] = value
+            return value
+
+        return add if obj is None else add(obj)
+
+    def unregister(self, name: str) -> T:
+        """Remove and return the entry ``name`` (for tests and plug-ins that register temporary entries).
+
+        Raises:
+            UsageError: unknown name.
+        """
+        value = self.get(name)
+        del self._entries[name]
+        return value
+
+    def get(self, name: str) -> T:
+        """The entry registered as ``name``.
+
+        Raises:
+            UsageError: unknown name; the message lists up to 3 close matches (or :attr:`hint`).
+        """
+        try:
+            return self._entries[name]
+        except (KeyError, TypeError):
+            raise UsageError(self.unknown_message(name)) from None
+
+    def unknown_message(self, name) -> str:
+        """``unknown <kind> 'name'. Did you mean: a, b?`` (or the hint / the known names)."""
+        close = difflib.get_close_matches(str(name), list(self._entries), n=3)
+        if close:
+            hint = f" Did you mean: {', '.join(close)}?"
+        elif self.hint:
+            hint = f" {self.hint}"
+        else:
+            hint = f" Known: {', '.join(sorted(self._entries)) or '(none)'}."
+        return f"unknown {self.kind} {name!r}.{hint}"
+
+    def names(self, pattern: str | None = None, where: Callable[[T], bool] | None = None) -> list[str]:
+        """Registered names in registration order that match ``pattern`` (see the module docstring) and, if given,
+        whose entry satisfies ``where``."""
+        return [n for n, v in self._entries.items() if name_matches(n, pattern) and (where is None or where(v))]
+
+    def items(self) -> list[tuple[str, T]]:
+        """``(name, entry)`` pairs in registration order."""
+        return list(self._entries.items())
+
+    def __contains__(self, name) -> bool:
+        return name in self._entries
+
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {len(self)} entries)"

@@ -1,0 +1,12 @@
+"""Video person tracks: stable track ids across frames (ultralytics' ByteTrack / BoT-SORT over kanpose's boxes,
+:mod:`kanpose_cli.core.track.session`) and temporal keypoint smoothing per track (the One-Euro filter,
+:mod:`kanpose_cli.core.track.one_euro`).
+
+Layer: below ``engine`` (the estimator drives it frame by frame), above ``detect`` (the ultralytics glue lives in
+``detect/yolo.py``) and ``results``.
+"""
+
+from kanpose_cli.core.track.one_euro import KeypointSmoother, OneEuroFilter
+from kanpose_cli.core.track.session import TrackOptions, TrackSession
+
+__all__ = ["KeypointSmoother", "OneEuroFilter", "TrackOptions", "TrackSession"]

@@ -1,0 +1,124 @@
+"""ONNX as a runtime backend of :class:`~kanpose_cli.core.models.registry.PoseModel` (``--weights model.onnx``).
+
+An exported file (``kanpose export``) is loaded into the *same* pose-model class as a PyTorch checkpoint: its model
+card (:mod:`kanpose_cli.core.weights.card`) names the registered model, config and codec, and only the network is
+replaced by :class:`OnnxNet`, an ``nn.Module`` that runs an onnxruntime session. Normalisation, the flip test and
+decoding are therefore :class:`PoseModel`'s own code. Files with raw outputs are decoded by the model's codec, so
+keypoints match PyTorch to float rounding; files exported with ``--decode`` output keypoints and get the
+``decoded`` codec (:mod:`kanpose_cli.core.codecs.decoded`), whose flip test averages keypoints after mirroring.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from kanpose_cli.core.errors import DeviceError, UsageError, WeightsError
+from kanpose_cli.core.models.registry import PoseModel
+from kanpose_cli.core.weights.card import ModelCard, read_model_card
+from kanpose_cli.core.weights.checkpoint import model_from_card
+
+
+def onnx_providers(device: torch.device | str) -> list[str]:
+    """onnxruntime providers for a torch device: CPU -> ``[CPUExecutionProvider]``; CUDA -> CUDA then CPU.
+
+    Raises:
+        DeviceError: CUDA asked for but onnxruntime has no ``CUDAExecutionProvider`` (onnxruntime-gpu missing).
+    """
+    import onnxruntime as ort
+
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        return ["CPUExecutionProvider"]
+    available = ort.get_available_providers()
+    if "CUDAExecutionProvider" not in available:
+        raise DeviceError(f"--device {device}: onnxruntime {ort.__version__} has no CUDAExecutionProvider "
+                          f"(available: {', '.join(available)}); install onnxruntime-gpu or use --device cpu")
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+class OnnxNet(nn.Module):
+    """An onnxruntime session as the network of a :class:`PoseModel`.
+
+    Forward: (B, 3, H, W) normalised crops (any float dtype, any device) -> the file's outputs as float32 tensors
+    on the input's device: one tensor, or a tuple when the file has several outputs.
+
+    Args:
+        path: the ``.onnx`` file. device: ``cpu`` or ``cuda[:N]``, which picks the execution provider (no silent
+            CPU fallback for CUDA). decode_in_graph: the file outputs ``(keypoints, scores)``.
+
+    Attributes:
+        provider: the execution provider onnxruntime actually uses. backend: ``onnxruntime <provider>``.
+        supports_half: False (the graph is fp32; :meth:`PoseModel.half` refuses).
+
+    Raises:
+        WeightsError: onnxruntime cannot load the file. DeviceError: see :func:`onnx_providers`; CUDA asked for but
+            onnxruntime fell back to another provider.
+    """
+
+    supports_half = False
+
+    def __init__(self, path: str | Path, device: torch.device | str = "cpu", decode_in_graph: bool = False):
+        super().__init__()
+        import onnxruntime as ort
+
+        self.path, self.device, self.decode_in_graph = Path(path), torch.device(device), bool(decode_in_graph)
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        providers = onnx_providers(self.device)
+        try:
+            self.session = ort.InferenceSession(str(self.path), so, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
+            raise WeightsError(f"onnxruntime cannot load {self.path}: {exc}") from None
+        self.provider = self.session.get_providers()[0]
+        if self.device.type == "cuda" and self.provider != "CUDAExecutionProvider":
+            raise DeviceError(f"onnxruntime fell back to {self.provider} for {self.path.name}; CUDA not usable")
+        self.input_name = self.session.get_inputs()[0].name
+
+    @property
+    def backend(self) -> str:
+        return f"onnxruntime {self.provider}"
+
+    def forward(self, x: torch.Tensor):
+        outs = self.session.run(None, {self.input_name: x.detach().float().cpu().numpy()})
+        tensors = tuple(torch.from_numpy(o).to(x.device) for o in outs)
+        return tensors if len(tensors) > 1 else tensors[0]
+
+
+def load_onnx_model(path: str | Path, expected_model: str | None = None, device: torch.device | str = "cpu",
+                    card: ModelCard | None = None) -> PoseModel:
+    """An exported ``.onnx`` pose model as a :class:`PoseModel` run by onnxruntime (module docstring).
+
+    Args:
+        path: the file. expected_model: if given, the file must hold this registered model.
+        device: ``cpu`` or ``cuda[:N]``. card: the file's card if already read.
+
+    Returns:
+        The model in eval mode; ``weights_label`` is ``<file> via onnxruntime <provider>``.
+
+    Raises:
+        WeightsError: unreadable file, no kanpose metadata, another model than ``expected_model``, a model or
+            keypoint set this kanpose does not know. DeviceError: see :class:`OnnxNet`.
+    """
+    path = Path(path)
+    card = card or read_model_card(path)
+    if expected_model is not None and card.model != expected_model:
+        raise WeightsError(f"{path.name} holds {card.model!r}, not {expected_model!r}; use --model {card.model}")
+    net = OnnxNet(path, device, decode_in_graph=card.decode)
+    codec = {"type": "decoded", **{k: v for k, v in card.codec.items() if k != "type"}} if card.decode else None
+    try:
+        model = model_from_card(card if codec is None else _with_codec(card, codec), net=net)
+    except UsageError as exc:
+        raise WeightsError(f"{path.name}: {exc}") from None
+    if card.keypoint_names and list(model.keypoints.names) != list(card.keypoint_names):
+        raise WeightsError(f"{path.name}: keypoint names differ from the {model.keypoints.name} set")
+    model.weights_label = f"{path.name} via {net.backend}"
+    return model.eval()
+
+
+def _with_codec(card: ModelCard, codec: dict) -> ModelCard:
+    import dataclasses
+
+    return dataclasses.replace(card, codec=codec)
