@@ -38,3 +38,16 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def perturb_batchnorm(module) -> None:
+    """Give every BatchNorm2d in ``module`` non-trivial running statistics and affine parameters (in place, under
+    the caller's RNG seed), so that comparisons against a reference implementation exercise them."""
+    import torch
+
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.uniform_(-0.1, 0.1)

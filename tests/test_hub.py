@@ -23,6 +23,7 @@ from kanpose_cli.core.models.registry import MODELS, ModelSpec, PublishedWeights
 from kanpose_cli.core.models.vitpose import HEATMAP_LOSS, ViTPose, ViTPoseConfig, heatmap_codec
 from kanpose_cli.core.weights import hub as H
 from kanpose_cli.core.weights import load_pose_model, read_model_card
+from conftest import perturb_batchnorm
 
 transformers = pytest.importorskip("transformers")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -60,12 +61,7 @@ def _hf_model(experts: int):
         for name, p in model.named_parameters():
             if "experts" in name:
                 p.normal_(0, 0.05)
-        for m in model.head.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.1, 0.1)
+        perturb_batchnorm(model.head)
         model.head.conv.weight.normal_(0, 0.05)
     return model
 

@@ -20,6 +20,7 @@ from kanpose_cli.core.models.complexity import count_params
 from kanpose_cli.core.weights.convert import convert_vitpose, load_foreign_weights
 from kanpose_cli.core.models.heads.heatmap import ClassicHeatmapHead
 from kanpose_cli.core.models.losses import build_loss
+from conftest import perturb_batchnorm
 
 FLIP = get_keypoint_set("coco17").flip_index
 
@@ -201,12 +202,7 @@ def _hf_model(hidden: int, heads: int, simple: bool):
     torch.manual_seed(0)
     model = transformers.VitPoseForPoseEstimation(cfg).eval()
     with torch.no_grad():  # non-trivial BN statistics and head so the comparison means something
-        for m in model.head.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.1, 0.1)
+        perturb_batchnorm(model.head)
     return model
 
 

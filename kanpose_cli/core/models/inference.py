@@ -14,7 +14,7 @@ the original module); it returns an :class:`InferenceNet` that
    :data:`CPU_CHUNK_BYTES` (only when the whole batch's would exceed :data:`MMAP_CAP_BYTES`). glibc's ``malloc``
    serves blocks above its mmap threshold (at most 32 MiB) with fresh ``mmap`` pages that are zero-filled on
    first touch and unmapped again on ``free``: a batch of 8 AMFACPose-R34 crops (56–85 MiB activations)
-   page-faulted ~650 000 times per forward pass and ran about 2× slower per image than batch 1
+   page-faulted ~936 000 times per forward pass (37 856 at batch 1) and ran about 2× slower per image than batch 1
    (docs/benchmarks.md, "AMFACPose batching"). Chunks keep every activation in malloc's reusable heap.
    The chunk is measured once, on the first sample of the first batch (largest tensor any op produces).
 
