@@ -80,6 +80,8 @@ class InferenceNet(nn.Module):
         return super().train(False)
 
     def forward(self, x: torch.Tensor):
+        """Same inputs and outputs as the wrapped network ((B, 3, H, W) crops); on CPU a large batch runs in
+        micro-batches (module docstring) and the outputs are concatenated along the batch dimension."""
         n = x.shape[0]
         if self.auto_chunk and n > 1:
             self.auto_chunk = False

@@ -126,14 +126,17 @@ class InitReport:
 
     @property
     def loaded(self) -> int:
+        """Number of tensors taken from the checkpoint."""
         return self.count("loaded")
 
     @property
     def skipped(self) -> int:
+        """Number of checkpoint tensors not used (with a reason in the report rows)."""
         return self.count("skipped")
 
     @property
     def new(self) -> int:
+        """Number of model tensors the checkpoint did not provide (left at their fresh initialisation)."""
         return self.count("new")
 
     def summary(self) -> str:

@@ -79,9 +79,12 @@ class OnnxNet(nn.Module):
 
     @property
     def backend(self) -> str:
+        """``"onnxruntime <execution provider>"``, e.g. ``onnxruntime CPUExecutionProvider``."""
         return f"onnxruntime {self.provider}"
 
     def forward(self, x: torch.Tensor):
+        """(B, 3, H, W) normalised crops -> the exported graph's outputs as tensors on ``x``'s device (one tensor, or
+        a tuple such as SimCC's ``(x_logits, y_logits)``); computed in fp32 by onnxruntime."""
         outs = self.session.run(None, {self.input_name: x.detach().float().cpu().numpy()})
         tensors = tuple(torch.from_numpy(o).to(x.device) for o in outs)
         return tensors if len(tensors) > 1 else tensors[0]
