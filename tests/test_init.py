@@ -66,7 +66,7 @@ def test_init_errors_are_one_line(vitpose_s_files, tmp_path):
 def test_train_kanfpn_s4_with_init_reports_and_runs(vitpose_s_files, coco_mini, tmp_path, monkeypatch):
     """`kanpose train --model kanfpn-s4 --init <ViTPose-S checkpoint>` runs 2 steps on 8 real persons, prints the
     loaded/skipped/new table, and records the init in the checkpoint's provenance."""
-    from kanpose_cli.core.data.dataset import subset_annotations
+    from kanpose_cli.core.data.coco import subset_annotations
 
     folder, _ = vitpose_s_files
     ann = tmp_path / "sub8.json"

@@ -1,5 +1,6 @@
 """Training: data/targets/loss/decode agree (overfit 8 real persons), kill + resume loses nothing, 2-process DDP,
-config overrides and CLI errors, augmentation geometry, pseudo-label format."""
+config overrides and CLI errors, augmentation geometry, pseudo-label format. Config, recipes and ratio sampling:
+test_train_config.py."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from typer.testing import CliRunner
 
 from kanpose_cli.cli.app import app
 from kanpose_cli.core.data.augment import AugmentConfig, augment_instance, flip_instance
-from kanpose_cli.core.data.dataset import TopDownDataset, collate, load_coco_instances, subset_annotations
-from kanpose_cli.core.engine import trainer as T
+from kanpose_cli.core.data.coco import load_coco_instances, subset_annotations
+from kanpose_cli.core.data.dataset import TopDownDataset, collate
+from kanpose_cli.core.data.training_sets import DataSource
+from kanpose_cli.core.engine import train as T
 from kanpose_cli.core.errors import UsageError
 from kanpose_cli.core.keypoints import COCO17
 from kanpose_cli.core.models.registry import create_model
@@ -34,15 +37,15 @@ def sub8(coco_mini, tmp_path_factory) -> tuple[Path, Path]:
     return out, coco_mini / "train2017"
 
 
-def small_cfg(ann: Path, images: Path, **kw) -> dict:
-    cfg = T.recipe_for_model("amfacpose-r18-256x192")
-    cfg["model_overrides"] = dict(SMALL)
-    cfg["data"] = {"train": [{"ann": str(ann), "images": str(images)}], "val": None}
-    cfg.update(workers=0, aug=None, epochs=2, batch=4, seed=0)
-    cfg["sched"]["warmup_iters"] = 3
-    cfg["val"]["every"] = 1000
+def small_cfg(ann: Path, images: Path, ratio: float = 1.0, **kw) -> T.TrainConfig:
+    cfg = T.TrainConfig.from_recipe("amfacpose-r18-256x192")
+    cfg.model_overrides = dict(SMALL)
+    cfg.data = T.DataConfig(train=[DataSource(str(ann), str(images), ratio=ratio)])
+    cfg.workers, cfg.aug, cfg.epochs, cfg.batch, cfg.seed = 0, None, 2, 4, 0
+    cfg.sched.warmup_iters = 3
+    cfg.val.every = 1000
     for k, v in kw.items():
-        cfg[k] = v
+        setattr(cfg, k, v)
     return cfg
 
 
@@ -142,31 +145,31 @@ def test_param_groups_layer_decay_and_no_decay():
 
 
 def test_lr_schedule_warmup_multistep_cosine():
-    s = T.LrSchedule({"type": "multistep", "milestones": [90, 120], "gamma": 0.1, "warmup_iters": 10,
-                      "warmup_ratio": 0.001, "scale_with_epochs": True}, epochs=14, iters_per_epoch=10,
-                      recipe_epochs=140)
+    s = T.LrSchedule(T.SchedConfig(type="multistep", milestones=(90, 120), gamma=0.1, warmup_iters=10,
+                                   warmup_ratio=0.001, scale_with_epochs=True, milestones_epochs=140),
+                     epochs=14, iters_per_epoch=10)
     assert s.milestones == [9, 12]
     assert s.factor(0) == pytest.approx(0.001) and s.factor(10) == 1.0
     assert s.factor(95) == pytest.approx(0.1) and s.factor(125) == pytest.approx(0.01)
-    c = T.LrSchedule({"type": "cosine", "min_lr_ratio": 0.05, "warmup_iters": 0}, epochs=10, iters_per_epoch=10)
+    c = T.LrSchedule(T.SchedConfig(type="cosine", min_lr_ratio=0.05, warmup_iters=0), epochs=10, iters_per_epoch=10)
     assert c.factor(0) == 1.0 and c.factor(100) == pytest.approx(0.05) and c.factor(50) == pytest.approx(0.525)
 
 
 def test_set_overrides_and_unknown_key_suggestion():
-    cfg = T.recipe_for_model("amfacpose-r18-256x192")
+    cfg = T.TrainConfig.from_recipe("amfacpose-r18-256x192")
     out = T.apply_overrides(cfg, ["optim.lr=5e-4", "sched.type=cosine", "aug=null", "model_overrides.afpn_width=64"])
-    assert out["optim"]["lr"] == 5e-4 and out["sched"]["type"] == "cosine" and out["aug"] is None
-    assert out["model_overrides"]["afpn_width"] == 64 and cfg["optim"]["lr"] == 1e-3
+    assert out.optim.lr == 5e-4 and out.sched.type == "cosine" and out.aug is None
+    assert out.model_overrides["afpn_width"] == 64 and cfg.optim.lr == 1e-3
     with pytest.raises(UsageError, match="did you mean optim.lr"):
         T.apply_overrides(cfg, ["optim.lrr=1"])
 
 
-def test_recipes_exist_for_every_family():
+def test_recipes_exist_for_every_model():
     from kanpose_cli.core.models.registry import MODELS
 
-    for fam in {s.family for _, s in MODELS.items()}:
-        cfg = T.load_recipe(fam)
-        assert cfg["optim"]["lr"] > 0 and cfg["epochs"] > 0
+    for name, _ in MODELS.items():
+        cfg = T.TrainConfig.from_recipe(name)
+        assert cfg.model == name and cfg.optim.lr > 0 and cfg.epochs > 0
 
 
 # ------------------------------------------------------------------------------------------------- CLI errors
@@ -200,12 +203,12 @@ def test_overfit_eight_real_persons_reaches_ap_08(sub8, tmp_path):
     from kanpose_cli.core.engine.evaluator import evaluate_model
 
     ann, images = sub8
-    cfg = small_cfg(ann, images, epochs=5, batch=8)
-    cfg["data"]["repeat"] = 25  # 25 steps per epoch, 125 in all (AP 0.95 was reached after 100 in development)
-    cfg["optim"]["lr"] = 2e-3
-    cfg["sched"] = {"type": "cosine", "min_lr_ratio": 0.05, "warmup_iters": 10, "warmup_ratio": 0.1}
-    cfg["data"]["val"] = {"ann": str(ann), "images": str(images)}
-    cfg["val"] = {"every": 5, "flip": False, "batch": 32}
+    # ratio 25: 25 steps per epoch, 125 in all (AP 0.95 was reached after 100 in development)
+    cfg = small_cfg(ann, images, ratio=25, epochs=5, batch=8)
+    cfg.optim.lr = 2e-3
+    cfg.sched = T.SchedConfig(type="cosine", min_lr_ratio=0.05, warmup_iters=10, warmup_ratio=0.1)
+    cfg.data.val = T.ValSet(str(ann), str(images))
+    cfg.val = T.ValConfig(every=5, flip=False, batch=32)
     summary = T.Trainer(cfg, tmp_path / "run").fit()
     assert summary["step"] == 125
     assert summary["best_ap"] > 0.8, summary
@@ -241,7 +244,7 @@ def test_kill_mid_epoch_and_resume_loses_nothing(sub8, tmp_path, save_every_step
     B's checkpoint is exactly the state at its last save; after resuming, B ends bit-identical to A."""
     ann, images = sub8
     cfg = small_cfg(ann, images, epochs=3, batch=2, save_every_steps=save_every_steps)  # 4 iters per epoch
-    cfg["ema"]["enabled"] = True
+    cfg.ema.enabled = True
     a = T.Trainer(cfg, tmp_path / "a")
     a.fit()
 

@@ -15,7 +15,8 @@ from kanpose_cli.cli.options import BatchOpt, BoxesHelp, ConfOpt, DetectorOpt, D
 EPILOG = (
     "Examples:  kanpose label unlabeled/ --teacher yolo:yolo11n-pose.pt --out pseudo.json  ·  "
     "kanpose label unlabeled/ --model amfacpose-r18-256x192 --kpt-thr 0.3 --out pseudo.json  ·  "
-    "then: kanpose train --train-ann pseudo.json --train-images unlabeled/"
+    "then: kanpose train --train-ann pseudo.json --train-images unlabeled/  ·  "
+    "kanpose label lspet/images --fill lspet/joints.mat --teacher yolo:yolo11n-pose.pt --out lspet_filled.json"
 )
 
 
@@ -44,6 +45,14 @@ def label(
                                           rich_help_panel="Labels")] = 1,
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip test for kanpose teachers.",
                                        rich_help_panel="Model")] = True,
+    fill: Annotated[Optional[Path], typer.Option(
+        "--fill", help="Teacher fill-in: a training set's annotations for the images in SOURCE (COCO .json or LSP "
+        "joints.mat). Its people are kept with every ground-truth joint, and the joints it lacks (e.g. face points "
+        "on LSP) are added from the matched teacher person where they score ≥ --kpt-thr.",
+        rich_help_panel="Labels", show_default=False)] = None,
+    match_oks: Annotated[float, typer.Option("--match-oks", min=0.0, max=1.0,
+                                             help="--fill: minimum OKS between a person and the teacher's match.",
+                                             rich_help_panel="Labels")] = 0.5,
     device: DeviceOpt = "cpu",
     batch: BatchOpt = 32,
 ):
@@ -56,6 +65,9 @@ def label(
     from kanpose_cli.core.engine.labeler import label_source, make_teacher, teacher_name
     from kanpose_cli.core.io import write_json_atomic
 
+    if fill is not None:
+        return _fill(source, fill, out, teacher, model, weights, detector, boxes, device, flip, batch, conf, box_thr,
+                     kpt_thr, match_oks)
     src, root = label_source(source)
     shard = distributed.start(device)
     if not shard.is_main:
@@ -78,3 +90,30 @@ def label(
     distributed.finish(shard)
     console.print(f"{summary.images} images, {summary.persons} persons, {summary.keypoints} keypoints labelled · "
                   f"skipped {summary.skipped} · written {out}")
+
+
+def _fill(source, fill, out, teacher, model, weights, detector, boxes, device, flip, batch, conf, box_thr, kpt_thr,
+          match_oks) -> None:
+    """``kanpose label IMAGES --fill ANN``: teacher fill-in of the joints a training set lacks (one process)."""
+    from kanpose_cli.core.data.training_sets import DataSource, load_source
+    from kanpose_cli.core.engine.labeler import fill_missing_keypoints, make_teacher, teacher_name
+    from kanpose_cli.core.io import write_json_atomic
+
+    root = Path(source).expanduser()
+    if not root.is_dir():
+        raise fail(f"--fill needs SOURCE to be the images folder of {fill}, got {source}", 2)
+    est = make_teacher(teacher, model, weights, detector, boxes, device=device, flip=flip, batch=batch, conf=conf,
+                       box_thr=box_thr)
+    instances = load_source(DataSource(str(fill), str(root)), est.keypoints)
+    n_images = len({i.image_path for i in instances})
+    console.print(f"[bold]kanpose label --fill[/] · {len(instances)} persons in {n_images} images of {fill} · "
+                  f"teacher {teacher_name(est)} · keypoints ≥ {kpt_thr} · match OKS ≥ {match_oks}")
+    with make_progress() as progress:
+        on_image = frame_reporter(progress, progress.add_task("fill", total=n_images, info=""))
+        coco, summary = fill_missing_keypoints(instances, est, root, kpt_thr=kpt_thr, match_oks=match_oks,
+                                               on_image=on_image)
+    if summary.images == 0:
+        raise fail(f"none of the {summary.skipped} images could be read; {out} not written", 1)
+    write_json_atomic(out, coco)
+    console.print(f"{summary.images} images, {summary.persons} persons, {summary.keypoints} joints filled by the "
+                  f"teacher · skipped {summary.skipped} · written {out}")

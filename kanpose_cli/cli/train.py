@@ -1,4 +1,5 @@
-"""``kanpose train``: train a pose model on COCO-format keypoint data (single process, or DDP under torchrun)."""
+"""``kanpose train``: train a pose model on COCO keypoint / LSP training sets (single process, or DDP under
+torchrun)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ EPILOG = (
     "Examples:  kanpose train --model amfacpose-r18-256x192 --train-ann train.json --train-images train2017/ "
     "--val-ann val.json --val-images val2017/ --epochs 20  ·  kanpose train --resume auto  ·  "
     "kanpose train --model kanfpn-s4 --init hub ... (ViT blocks + head from ViTPose+-S)  ·  "
+    "--train-ann coco.json --train-images coco/ --train-ann lspet/joints.mat --train-images lspet/images "
+    "--train-ratio 1 --train-ratio 0.5 (half of LSP-Extended per epoch)  ·  "
     "torchrun --nproc-per-node 4 -m kanpose_cli train ... --device cuda --amp bf16 --sync-bn  ·  "
     "--set optim.lr=5e-4 --set sched.type=cosine --set aug=null"
 )
@@ -93,10 +96,14 @@ def train(
     weights: Annotated[Optional[str], typer.Option(
         "--weights", "-w", help="Same as --init (older name).", rich_help_panel="Model", hidden=True)] = None,
     train_ann: Annotated[Optional[List[Path]], typer.Option(
-        "--train-ann", help="COCO keypoint JSON for training (repeat for several sets).",
-        rich_help_panel=PANEL_DATA)] = None,
+        "--train-ann", help="Training set: a COCO keypoint .json or a LSP / LSP-Extended joints.mat (repeat for "
+        "several sets; other skeletons are mapped onto the model's keypoints).", rich_help_panel=PANEL_DATA)] = None,
     train_images: Annotated[Optional[List[Path]], typer.Option(
         "--train-images", help="Image folder of each --train-ann (one for all, or one per file).",
+        rich_help_panel=PANEL_DATA)] = None,
+    train_ratio: Annotated[Optional[List[float]], typer.Option(
+        "--train-ratio", min=0.0, help="Persons drawn per epoch from each --train-ann, as a multiple of its size "
+        "(1 = each once, 0.5 = a random half, 2 = each twice); one per file or one for all. Default 1.",
         rich_help_panel=PANEL_DATA)] = None,
     val_ann: Annotated[Optional[Path], typer.Option("--val-ann", help="COCO keypoint JSON for validation AP.",
                                                     rich_help_panel=PANEL_DATA)] = None,
@@ -134,12 +141,13 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress (one line per epoch).",
                                         rich_help_panel=PANEL_RUN)] = False,
 ):
-    """Train a pose model (recipe per family, CLI overrides, resumable checkpoints, DDP via torchrun)."""
+    """Train a pose model (recipe per family and variant, CLI overrides, resumable checkpoints, DDP via torchrun)."""
     import json
 
     import torch.distributed as dist
 
-    from kanpose_cli.core.engine import trainer as T
+    from kanpose_cli.core.engine import train as T
+    from kanpose_cli.core.engine.distributed import dist_info, init_distributed
     from kanpose_cli.core.io import next_run_dir
     from kanpose_cli.core.weights import DEFAULT_MODEL
     from kanpose_cli.core.weights.hub import is_hub_weights
@@ -148,7 +156,7 @@ def train(
         raise fail("give --init or its older name --weights, not both", 2)
     init = init if init is not None else weights
 
-    rank, world, _ = T.dist_info()
+    rank, world, _ = dist_info()
     state = None
     if resume is not None:
         path = T.find_resume_state(resume, project)
@@ -158,67 +166,49 @@ def train(
             state["config"]["epochs"] = int(epochs)
         console.print(f"resuming {run_dir} from epoch {state['epoch']} step {state['step']}"
                       + (f" (iteration {state['iter_in_epoch']} of the epoch)" if state.get("iter_in_epoch") else ""))
-        cfg = state["config"]
+        cfg = T.TrainConfig.from_dict(state["config"])
     else:
-        cfg = T.recipe_for_model(model or DEFAULT_MODEL)
+        if train_ratio and not train_ann:
+            raise fail("--train-ratio needs --train-ann", 2)
+        values: dict = {}
         if train_ann:
-            imgs = list(train_images or [])
-            if len(imgs) == 1:
-                imgs = imgs * len(train_ann)
-            if len(imgs) != len(train_ann):
-                raise fail(f"give one --train-images for all --train-ann or one per file "
-                           f"({len(train_ann)} annotation files, {len(imgs)} image folders)", 2)
-            for a, i in zip(train_ann, imgs):
-                if not a.is_file():
-                    raise fail(f"annotation file not found: {a}", 1)
-                if not i.is_dir():
-                    raise fail(f"images folder not found: {i}", 1)
-            cfg["data"]["train"] = [{"ann": str(a.resolve()), "images": str(i.resolve())}
-                                    for a, i in zip(train_ann, imgs)]
+            values["data.train"] = T.train_sources(train_ann, train_images, train_ratio)
         if val_ann is not None:
-            if not val_ann.is_file():
-                raise fail(f"validation annotation file not found: {val_ann}", 1)
-            if val_images is None or not val_images.is_dir():
-                raise fail(f"--val-ann needs --val-images (an existing folder); got {val_images}", 2)
-            cfg["data"]["val"] = {"ann": str(val_ann.resolve()), "images": str(val_images.resolve())}
+            values["data.val"] = T.val_set(val_ann, val_images)
         for key, value in (("epochs", epochs), ("batch", batch), ("workers", workers), ("seed", seed),
-                           ("device", device), ("amp", amp)):
+                           ("device", device), ("amp", amp), ("optim.lr", lr), ("val.every", val_every)):
             if value is not None:
-                cfg[key] = value
-        if lr is not None:
-            cfg["optim"]["lr"] = lr
+                values[key] = value
         if no_aug:
-            cfg["aug"] = None
+            values["aug"] = None
         if sync_bn:
-            cfg["sync_bn"] = True
-        if val_every is not None:
-            cfg["val"]["every"] = val_every
+            values["sync_bn"] = True
         if init is not None:
-            cfg["init"] = init if is_hub_weights(init) else str(Path(init).expanduser().resolve())
-        cfg = T.apply_overrides(cfg, sets)
+            values["init"] = init if is_hub_weights(init) else str(Path(init).expanduser().resolve())
+        cfg = T.apply_overrides(T.apply_values(T.TrainConfig.from_recipe(model or DEFAULT_MODEL), values), sets)
         if show_config:
-            typer.echo(json.dumps(cfg, indent=1))
+            typer.echo(json.dumps(cfg.to_dict(), indent=1))
             raise typer.Exit(0)
-        if not cfg["data"].get("train"):
+        if not cfg.data.train:
             raise fail("no training data: give --train-ann FILE --train-images DIR (or --resume)", 2)
         run_dir = None
         if rank == 0:
             run_dir = next_run_dir(project)  # created when training starts (Trainer.fit)
     if state is None and world > 1:
-        dev_name = str(cfg.get("device", "cpu"))
-        T.init_distributed(dev_name)
+        init_distributed(cfg.device)
         holder = [str(run_dir.create()) if run_dir is not None else None]  # every rank needs the real name
         dist.broadcast_object_list(holder, src=0)
         run_dir = Path(holder[0])
     callbacks = [_RichProgress(quiet)] if rank == 0 else []
     trainer = T.Trainer(cfg, run_dir, callbacks=callbacks, state=state)
     if rank == 0:
-        console.print(f"[bold]kanpose train[/] · {trainer.model.name} · {len(trainer.dataset)} persons · "
+        drawn = f" ({trainer.epoch_size} drawn per epoch)" if trainer.epoch_size != trainer.num_persons else ""
+        console.print(f"[bold]kanpose train[/] · {trainer.model.name} · {trainer.num_persons} persons{drawn} · "
                       f"{trainer.epochs} epochs × {trainer.iters_per_epoch} iters · batch {trainer.batch_size}×"
                       f"{trainer.world} · device {trainer.device} · amp {trainer.amp} · run {run_dir}")
         if trainer.init_report is not None:
             print_init_report(trainer.init_report)
-        if cfg["data"].get("val") is None:
+        if cfg.data.val is None:
             console.print("[yellow]warning:[/] no --val-ann: no validation AP; best.safetensors will not be written")
     summary = trainer.fit()
     if rank == 0:

@@ -1,6 +1,7 @@
 """Keypoint-set metadata as data: names, flip index, skeleton, OKS sigmas (COCO-17).
 
-:class:`KeypointSet`, :data:`COCO17` and :func:`get_keypoint_set`. It sits at the bottom of ``kanpose_cli.core``
+:class:`KeypointSet`, :data:`COCO17`, :data:`LSP14`, :func:`get_keypoint_set`, and the declared
+:class:`JointMapping` between sets (:func:`get_joint_mapping`). It sits at the bottom of ``kanpose_cli.core``
 and imports nothing from kanpose (numpy only), so results, models, codecs, data and engine can all use it.
 
 Reference: COCO 2017 keypoint annotations and ViTPose ``configs/_base_/datasets/coco.py`` (spec §1.1).
@@ -76,7 +77,66 @@ COCO17 = KeypointSet(
     upper_body=tuple(range(11)),
 )
 
-KEYPOINT_SETS = {COCO17.name: COCO17}
+# Leeds Sports Pose (Johnson & Everingham, BMVC 2010) and LSP-Extended (CVPR 2011): 14 person-centric joints in the
+# order of their ``joints.mat`` (LSP-Extended README). No face points, no OKS sigmas of its own: the COCO sigmas of
+# the matching joints are used, and 0.079 (the shoulder's) for neck and head top.
+LSP14 = KeypointSet(
+    name="lsp14",
+    names=(
+        "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
+        "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist",
+        "neck", "head_top",
+    ),
+    flip_index=(5, 4, 3, 2, 1, 0, 11, 10, 9, 8, 7, 6, 12, 13),
+    skeleton=((0, 1), (1, 2), (3, 4), (4, 5), (2, 3), (6, 7), (7, 8), (9, 10), (10, 11), (8, 12), (9, 12),
+              (12, 13), (2, 8), (3, 9)),
+    sigmas=(0.089, 0.087, 0.107, 0.107, 0.087, 0.089, 0.062, 0.072, 0.079, 0.079, 0.072, 0.062, 0.079, 0.079),
+    upper_body=(6, 7, 8, 9, 10, 11, 12, 13),
+)
+
+KEYPOINT_SETS = {COCO17.name: COCO17, LSP14.name: LSP14}
+
+
+@dataclass(frozen=True)
+class JointMapping:
+    """How the joints of one keypoint set land on another (mmpose's ``KeypointConverter``, as data).
+
+    Attributes:
+        source, target: the two :class:`KeypointSet` names.
+        pairs: ``(source index, target index)`` pairs; target joints not named here do not exist in the source
+            and get target weight 0 in training.
+    """
+
+    source: str
+    target: str
+    pairs: tuple[tuple[int, int], ...]
+
+    def apply(self, keypoints: np.ndarray, num_target: int) -> np.ndarray:
+        """Map source keypoints (N, K_src, 3) or (K_src, 3) ``x, y, v`` to the target set: same leading shape,
+        K_tgt rows; unmapped target joints are ``(0, 0, 0)`` (unlabelled)."""
+        kp = np.asarray(keypoints, dtype=np.float64)
+        out = np.zeros(kp.shape[:-2] + (num_target, 3), dtype=np.float64)
+        src = [s for s, _ in self.pairs]
+        tgt = [t for _, t in self.pairs]
+        out[..., tgt, :] = kp[..., src, :]
+        return out
+
+
+# LSP 14 -> COCO 17: the 12 limb joints (both sets are person-centric: "right" is the person's right).
+LSP14_TO_COCO17 = JointMapping(
+    source="lsp14", target="coco17",
+    pairs=((0, 16), (1, 14), (2, 12), (3, 11), (4, 13), (5, 15), (6, 10), (7, 8), (8, 6), (9, 5), (10, 7), (11, 9)),
+)
+JOINT_MAPPINGS = {(LSP14_TO_COCO17.source, LSP14_TO_COCO17.target): LSP14_TO_COCO17}
+
+
+def get_joint_mapping(source: str, target: str) -> JointMapping:
+    """The declared mapping from keypoint set ``source`` to ``target``; raises ``KeyError`` if there is none."""
+    try:
+        return JOINT_MAPPINGS[(source, target)]
+    except KeyError:
+        known = ", ".join(f"{a}->{b}" for a, b in JOINT_MAPPINGS)
+        raise KeyError(f"no joint mapping from {source!r} to {target!r}; declared: {known}") from None
 
 
 def get_keypoint_set(name: str) -> KeypointSet:

@@ -1,14 +1,16 @@
-"""COCO keypoint annotations for evaluation: the image list and the ground-truth person boxes.
+"""The one place that reads COCO keypoint annotation files: for training (person instances), evaluation (the
+image list and the ground-truth person boxes) and export parity checks (real person crops).
 
 Loads a COCO-format keypoint annotation file (``person_keypoints_val2017.json`` or any file with the same
-fields) through pycocotools, with its stdout prints kept out of the CLI output.
+fields); evaluation goes through pycocotools, with its stdout prints kept out of the CLI output.
 
-GT-box convention (``--boxes gt``) follows ViTPose / mmpose 0.x ``TopDownCocoDataset`` with ``use_gt_bbox=True``
-[code: ViTPose ``mmpose/datasets/datasets/top_down/topdown_coco_dataset.py::_load_coco_keypoint_annotation_kernel``]:
+One ground-truth person convention everywhere (:func:`gt_person_box`), as ViTPose / mmpose 0.x
+``TopDownCocoDataset`` with ``use_gt_bbox=True`` [code: ViTPose
+``mmpose/datasets/datasets/top_down/topdown_coco_dataset.py::_load_coco_keypoint_annotation_kernel``]:
 non-crowd annotations only; each box ``[x, y, w, h]`` is sanitised to ``x1 = max(0, x)``, ``y1 = max(0, y)``,
 ``x2 = min(W - 1, x1 + max(0, w - 1))``, ``y2 = min(H - 1, y1 + max(0, h - 1))`` and kept only if
 ``area > 0`` (when present) and ``x2 > x1``, ``y2 > y1``; instances without any labelled keypoint are dropped;
-every box gets score 1.
+every box gets score 1 when used as a detection.
 """
 
 from __future__ import annotations
@@ -21,9 +23,132 @@ from pathlib import Path
 
 import numpy as np
 
+from kanpose_cli.core.data.instances import Instance
 from kanpose_cli.core.errors import InputError
+from kanpose_cli.core.io import write_json_atomic
 
 STANDARD_ANN = "annotations/person_keypoints_{split}.json"
+
+
+def gt_person_box(ann: dict, width: float, height: float) -> np.ndarray | None:
+    """The ground-truth person box of one annotation under the module's convention.
+
+    Args:
+        ann: a COCO annotation dict (``bbox`` xywh, ``keypoints``, ``iscrowd``, ``num_keypoints``, ``area``).
+        width, height: image size in pixels (0 = unknown: the box is then not clipped on that side).
+
+    Returns:
+        (4,) float64 ``x1, y1, x2, y2`` in image pixels, or None when the annotation is a crowd region, has no
+        box, no labelled keypoint, or an empty box.
+    """
+    if ann.get("iscrowd", 0) or "bbox" not in ann or "keypoints" not in ann:
+        return None
+    kp = ann["keypoints"]
+    if int(ann.get("num_keypoints", 1)) <= 0 or not any(float(v) > 0 for v in kp[2::3]):
+        return None
+    x, y, w, h = (float(v) for v in ann["bbox"])
+    x1, y1 = max(0.0, x), max(0.0, y)
+    x2 = x1 + max(0.0, w - 1.0)
+    y2 = y1 + max(0.0, h - 1.0)
+    if width:
+        x2 = min(width - 1.0, x2)
+    if height:
+        y2 = min(height - 1.0, y2)
+    if ("area" in ann and float(ann["area"]) <= 0) or not (x2 > x1 and y2 > y1):
+        return None
+    return np.array([x1, y1, x2, y2], dtype=np.float64)
+
+
+def read_coco_json(path: str | Path) -> dict:
+    """A COCO annotation file as a dict (``images`` and ``annotations`` lists checked).
+
+    Raises:
+        InputError: file missing, unreadable, not JSON, or not a COCO annotation dict; the message names the file.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InputError(f"annotation file not found: {path}")
+    try:
+        ann = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read annotation file {path}: {exc}") from None
+    if not isinstance(ann, dict) or not isinstance(ann.get("images"), list) or not isinstance(
+            ann.get("annotations"), list):
+        raise InputError(f"{path} is not a COCO annotation file (needs 'images' and 'annotations' lists)")
+    return ann
+
+
+def load_coco_instances(ann_file: str | Path, images_dir: str | Path, num_keypoints: int = 17,
+                        check_files: bool = True) -> list[Instance]:
+    """Read a COCO keypoint annotation file into training instances (the persons :func:`gt_person_box` keeps).
+
+    Args:
+        ann_file: COCO JSON with ``images``, ``annotations`` (``bbox`` xywh, ``keypoints`` 3K).
+        images_dir: folder holding the images (``file_name`` is relative to it).
+        num_keypoints: K expected in every annotation.
+        check_files: raise if an image file referenced by a kept instance is missing.
+
+    Returns:
+        Instances in annotation order; ``keypoints`` (K, 3) ``x, y, v`` in image pixels.
+
+    Raises:
+        InputError: missing/unreadable/malformed annotation file (the message names it), missing images folder or
+            image files, wrong keypoint count.
+    """
+    ann_file, images_dir = Path(ann_file), Path(images_dir)
+    data = read_coco_json(ann_file)
+    if not images_dir.is_dir():
+        raise InputError(f"images folder not found: {images_dir}")
+    out: list[Instance] = []
+    try:
+        images = {int(im["id"]): im for im in data["images"]}
+        for a in data["annotations"]:
+            im = images.get(int(a["image_id"]))
+            if im is None:
+                continue
+            W, H = int(im["width"]), int(im["height"])
+            box = gt_person_box(a, W, H)
+            if box is None:
+                continue
+            kp = np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3)
+            if kp.shape[0] != num_keypoints:
+                raise InputError(f"{ann_file}: annotation {a.get('id')} has {kp.shape[0]} keypoints, "
+                                 f"expected {num_keypoints}")
+            path = images_dir / im["file_name"]
+            if check_files and not path.is_file():
+                raise InputError(f"{ann_file}: image {path} not found")
+            out.append(Instance(str(path), int(im["id"]), int(a.get("id", len(out))), W, H, box, kp))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{ann_file}: malformed COCO annotations ({exc!r})") from None
+    return out
+
+
+def subset_annotations(ann_file: str | Path, out_file: str | Path, num_persons: int, seed: int = 0,
+                       min_keypoints: int = 10) -> Path:
+    """Write a COCO keypoint file with whole images whose persons all pass the training filters, until
+    ``num_persons`` persons are collected (used by the overfit test). Images are taken in id order.
+
+    Returns:
+        ``out_file``.
+    """
+    data = read_coco_json(ann_file)
+    by_img: dict[int, list[dict]] = {}
+    for a in data["annotations"]:
+        by_img.setdefault(int(a["image_id"]), []).append(a)
+    keep_imgs, keep_anns = [], []
+    for im in sorted(data["images"], key=lambda x: x["id"]):
+        anns = by_img.get(int(im["id"]), [])
+        if not anns or any(a.get("iscrowd", 0) or a.get("num_keypoints", 0) < min_keypoints for a in anns):
+            continue
+        if len(keep_anns) + len(anns) > num_persons:
+            continue
+        keep_imgs.append(im)
+        keep_anns.extend(anns)
+        if len(keep_anns) == num_persons:
+            break
+    out = {k: v for k, v in data.items() if k not in ("images", "annotations")}
+    out["images"], out["annotations"] = keep_imgs, keep_anns
+    return write_json_atomic(out_file, out, indent=None)
 
 
 def standard_layout(data_dir: str | Path, split: str = "val2017") -> tuple[Path, Path]:
@@ -44,19 +169,12 @@ def quiet_coco(ann: str | Path | dict):
     from pycocotools.coco import COCO
 
     if not isinstance(ann, dict):
-        path = Path(ann).expanduser()
-        if not path.is_file():
-            raise InputError(f"annotation file not found: {path}")
-        try:
-            ann = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(f"cannot read annotation file {path}: {exc}") from None
-        where = str(path)
+        where = str(ann)
+        ann = read_coco_json(ann)
     else:
         where = "annotation dict"
-    if not isinstance(ann, dict) or not isinstance(ann.get("images"), list) or not isinstance(
-            ann.get("annotations"), list):
-        raise InputError(f"{where} is not a COCO annotation file (needs 'images' and 'annotations' lists)")
+        if not isinstance(ann.get("images"), list) or not isinstance(ann.get("annotations"), list):
+            raise InputError(f"{where} is not a COCO annotation file (needs 'images' and 'annotations' lists)")
     coco = COCO()
     coco.dataset = ann
     try:
@@ -132,17 +250,9 @@ class CocoKeypointData:
         width, height = float(info.get("width", 0)), float(info.get("height", 0))
         boxes = []
         for ann in self.coco.loadAnns(self.coco.getAnnIds(imgIds=int(image_id), iscrowd=False)):
-            if "bbox" not in ann or "keypoints" not in ann:
-                continue
-            x, y, w, h = (float(v) for v in ann["bbox"])
-            x1, y1 = max(0.0, x), max(0.0, y)
-            x2 = min(width - 1, x1 + max(0.0, w - 1)) if width else x1 + max(0.0, w - 1)
-            y2 = min(height - 1, y1 + max(0.0, h - 1)) if height else y1 + max(0.0, h - 1)
-            if ("area" in ann and ann["area"] <= 0) or not (x2 > x1 and y2 > y1):
-                continue
-            if max(ann["keypoints"], default=0) == 0 or ann.get("num_keypoints", 1) == 0:
-                continue
-            boxes.append([x1, y1, x2, y2])
+            box = gt_person_box(ann, width, height)
+            if box is not None:
+                boxes.append(box)
         arr = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         return arr, np.ones(len(arr), dtype=np.float32)
 

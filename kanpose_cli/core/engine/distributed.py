@@ -1,7 +1,7 @@
 """Data-parallel inference with PyTorch's own launcher: ``torchrun --nproc-per-node N -m kanpose_cli predict|label``.
 
 Every rank (one GPU each with NCCL, or a CPU process with gloo; the process group is started by
-:func:`~kanpose_cli.core.engine.trainer.init_distributed`, as for DDP training) takes every N-th input image
+:func:`init_distributed`, as for DDP training by :mod:`kanpose_cli.core.engine.train`) takes every N-th input image
 (:func:`shard_source`), runs the same estimator on its share and writes its own per-image files into **one** run
 folder, which rank 0 claims and broadcasts (:func:`shared_run_dir`). At the end rank 0 gathers what has to be one
 file — the COCO results of ``predict --save-coco`` (:func:`merge_predictions`) or the label JSON of ``label``
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from kanpose_cli.core.data.sources import Frame, ImageListSource, Source
-from kanpose_cli.core.errors import UsageError
+from kanpose_cli.core.errors import DeviceError, UsageError
 from kanpose_cli.core.io import RunDir, unique_stem, write_json_atomic
 
 
@@ -44,6 +44,38 @@ class Shard:
         return self.rank == 0
 
 
+def dist_info() -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` from torchrun's environment (``(0, 1, 0)`` when not distributed)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def init_distributed(device: str) -> tuple[int, int, torch.device]:
+    """Start the process group under torchrun (NCCL for CUDA, gloo for CPU); returns ``(rank, world, device)``
+    (``(0, 1, the selected device)`` without torchrun). Used by training and by :func:`start`.
+
+    Raises:
+        DeviceError: CUDA asked for but unavailable or fewer GPUs than local ranks.
+    """
+    import torch.distributed as dist
+
+    from kanpose_cli.core.device import select_device
+
+    rank, world, local = dist_info()
+    dev = select_device(device)
+    if world > 1:
+        if dev.type == "cuda":
+            if local >= torch.cuda.device_count():
+                raise DeviceError(f"local rank {local} but only {torch.cuda.device_count()} CUDA device(s)")
+            dev = torch.device("cuda", local)
+            torch.cuda.set_device(dev)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return rank, world, dev
+
+
 def start(device: str) -> Shard:
     """Join the torchrun process group if there is one (gloo on CPU, NCCL with ``cuda:LOCAL_RANK``).
 
@@ -54,8 +86,6 @@ def start(device: str) -> Shard:
         from kanpose_cli.core.device import select_device
 
         return Shard(0, 1, select_device(device))
-    from kanpose_cli.core.engine.trainer import init_distributed
-
     rank, world, dev = init_distributed(device)
     return Shard(rank, world, dev)
 

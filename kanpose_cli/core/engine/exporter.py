@@ -209,25 +209,25 @@ def gt_crops(model, coco_dir: str | Path, n: int = 8, min_area: float = 32 * 32)
     Raises:
         InputError: annotations or images missing.
     """
+    from kanpose_cli.core.data.coco import CocoKeypointData, standard_layout
     from kanpose_cli.core.data.sources import read_image
     from kanpose_cli.core.engine.pipeline import make_crops
 
-    coco_dir = Path(coco_dir)
-    ann_path = coco_dir / "annotations" / "person_keypoints_val2017.json"
+    ann_path, images_dir = standard_layout(coco_dir, "val2017")
     if not ann_path.is_file():
         raise InputError(f"COCO annotations not found: {ann_path}")
-    data = json.loads(ann_path.read_text())
-    files = {im["id"]: im["file_name"] for im in data["images"]}
-    anns = sorted((a for a in data["annotations"] if not a.get("iscrowd") and a["area"] >= min_area
-                   and a.get("num_keypoints", 0) > 0), key=lambda a: -a["area"])
-    by_image: dict[int, list] = {}
-    for a in anns:
-        by_image.setdefault(a["image_id"], []).append(a["bbox"])
+    data = CocoKeypointData(ann_path, images_dir)
+    per_image = []  # (largest box area, image id, boxes largest first) under the one GT-box convention
+    for image_id in data.image_ids:
+        boxes, _ = data.gt_boxes(image_id)
+        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        keep = np.argsort(-area, kind="stable")[area[np.argsort(-area, kind="stable")] >= min_area]
+        if len(keep):
+            per_image.append((float(area[keep[0]]), image_id, boxes[keep]))
     crops = []
-    for image_id, boxes in by_image.items():
-        image = read_image(coco_dir / "val2017" / files[image_id])
-        xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h in boxes[:2]], dtype=np.float32)
-        c, _, _ = make_crops(image, xyxy, model.input_size, model.spec.udp)
+    for _, image_id, boxes in sorted(per_image, key=lambda t: -t[0]):
+        image = read_image(data.image(image_id).path)
+        c, _, _ = make_crops(image, boxes[:2], model.input_size, model.spec.udp)
         crops.extend(c)
         if len(crops) >= n:
             break

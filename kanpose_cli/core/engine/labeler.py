@@ -5,7 +5,7 @@ or an ultralytics YOLO pose model run end to end, ``yolo:yolo11n-pose.pt``), run
 several images batched together; or any callable ``(image_bgr, path) -> PoseResult`` (or the tuple
 ``(boxes, box_scores, keypoints, keypoint_scores)``).
 
-Output (COCO keypoint format, loadable by :func:`kanpose_cli.core.data.dataset.load_coco_instances` and pycocotools):
+Output (COCO keypoint format, loadable by :func:`kanpose_cli.core.data.coco.load_coco_instances` and pycocotools):
 ``images`` (id from the digits of the file name when unique, else sequential; ``file_name`` relative to the source
 folder; width, height), ``annotations`` (``bbox`` xywh pixels, ``keypoints`` x, y, v with v = 2 where the keypoint
 score ≥ ``kpt_thr`` else 0 (and x = y = 0), ``num_keypoints``, ``area`` = box area, ``iscrowd`` 0, ``category_id`` 1,
@@ -183,3 +183,100 @@ def label_source(source: str):
         raise UsageError("label needs images (a folder, glob or image), not a video or webcam")
     root = Path(source).expanduser()
     return src, (root if root.is_dir() else None)
+
+
+def _oks(gt: np.ndarray, pred: np.ndarray, area: float, sigmas: np.ndarray) -> float:
+    """COCO object keypoint similarity over the joints labelled in ``gt`` (K, 3) against ``pred`` (K, 2), both in
+    image pixels; ``area`` is the person's area in px² (the box area here). 0 when nothing is labelled."""
+    lab = gt[:, 2] > 0
+    if not lab.any():
+        return 0.0
+    d2 = ((gt[lab, :2] - pred[lab]) ** 2).sum(1)
+    var = (2 * sigmas[lab]) ** 2
+    return float(np.exp(-d2 / (2 * var * (area + np.spacing(1)))).mean())
+
+
+def fill_missing_keypoints(instances: list, teacher, images_root: str | Path, kpt_thr: float = 0.5,
+                           match_oks: float = 0.5, on_image: Callable | None = None) -> tuple[dict, LabelSummary]:
+    """Teacher fill-in: add pseudo-labels for the joints a training set lacks, keeping every ground-truth joint.
+
+    For each image of ``instances`` the teacher runs once; each ground-truth person is matched to the teacher
+    person with the highest OKS on the person's labelled joints (COCO sigmas, box area as the scale); when that OKS
+    is at least ``match_oks``, every joint the ground truth leaves unlabelled (v = 0) and the teacher scores at
+    least ``kpt_thr`` is written with v = 2. Ground-truth joints are never changed. (mmpose's way of combining
+    datasets leaves such joints at weight 0; this is the optional step the issue calls teacher fill-in, e.g. face
+    points on LSP-Extended.)
+
+    Args:
+        instances: :class:`~kanpose_cli.core.data.instances.Instance` list on the teacher's keypoint set (e.g.
+            from :func:`kanpose_cli.core.data.training_sets.load_source`), image paths readable.
+        teacher: as :func:`label_images`. images_root: the images folder; ``file_name`` is relative to it.
+        kpt_thr: minimum teacher keypoint score for a filled joint. match_oks: minimum OKS for a match.
+        on_image: ``fn(frame, n_filled or None)`` after each image (None when it could not be read).
+
+    Returns:
+        ``(coco dict, summary)``: one annotation per instance (all of them, filled or not; ``bbox`` = the
+        instance's box as xywh, ``filled`` = the 0-based indices written by the teacher, ``match_oks``), images
+        with ``file_name`` relative to ``images_root``. ``summary.keypoints`` counts the filled joints.
+    """
+    from kanpose_cli.core.data.sources import Frame, read_image
+    from kanpose_cli.core.errors import InputError
+
+    kset = getattr(teacher, "keypoints", COCO17)
+    sigmas = kset.sigmas_array()
+    by_path: dict[str, list] = {}
+    for inst in instances:
+        by_path.setdefault(inst.image_path, []).append(inst)
+
+    def frames():
+        for path in by_path:
+            try:
+                image, error = read_image(path), None
+            except InputError as exc:
+                image, error = None, str(exc)
+            yield Frame(image, path, error=error)
+
+    images, annotations = [], []
+    skipped = filled_total = 0
+    for n, (frame, out) in enumerate(_teach(frames(), teacher)):
+        people = by_path[str(frame.path)]
+        if out is None:
+            skipped += 1
+            if on_image:
+                on_image(frame, None)
+            continue
+        image_id = n + 1
+        h, w = frame.image.shape[:2]
+        try:
+            rel = str(Path(frame.path).relative_to(Path(images_root)))
+        except ValueError:
+            rel = Path(frame.path).name
+        images.append({"id": image_id, "file_name": rel, "width": int(w), "height": int(h)})
+        _, _, t_kpts, t_scores = out
+        t_kpts, t_scores = np.asarray(t_kpts, dtype=np.float64), np.asarray(t_scores, dtype=np.float64)
+        n_filled = 0
+        for inst in people:
+            kp = inst.keypoints.copy()
+            x1, y1, x2, y2 = (float(v) for v in inst.box)
+            area = max(1.0, (x2 - x1) * (y2 - y1))
+            sims = [_oks(kp, t, area, sigmas) for t in t_kpts.reshape(-1, kset.num_keypoints, 2)]
+            best = int(np.argmax(sims)) if sims else -1
+            filled: list[int] = []
+            if best >= 0 and sims[best] >= match_oks:
+                for k in np.flatnonzero((kp[:, 2] <= 0) & (t_scores[best] >= kpt_thr)):
+                    kp[k] = (t_kpts[best, k, 0], t_kpts[best, k, 1], 2.0)
+                    filled.append(int(k))
+            n_filled += len(filled)
+            annotations.append({
+                "id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
+                "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1 + 1, 2), round(y2 - y1 + 1, 2)],
+                "area": round(area, 2), "iscrowd": 0, "num_keypoints": int((kp[:, 2] > 0).sum()),
+                "keypoints": [round(float(v), 2) if j % 3 < 2 else int(v) for j, v in enumerate(kp.reshape(-1))],
+                "filled": filled, "match_oks": round(float(sims[best]), 4) if best >= 0 else 0.0})
+        filled_total += n_filled
+        if on_image:
+            on_image(frame, n_filled)
+    coco = {"info": {"description": "kanpose teacher fill-in", "teacher": teacher_name(teacher), "kpt_thr": kpt_thr,
+                     "match_oks": match_oks},
+            "licenses": [], "images": images, "annotations": annotations, "categories": coco_categories(kset)}
+    return coco, LabelSummary(len(images), skipped, len(annotations), filled_total)

@@ -67,7 +67,8 @@ class KANFPNConfig:
         rkan_stages: ResNet-50 stages (1-based, 1–4) with an RKAN branch; rkan_reduce, rkan_degree: its settings.
         pretrained_backbone: load torchvision ImageNet weights ``backbone_weights`` into the ResNet-50 (needs
             network access or torchvision's cache; never used by the tests).
-        embed_dim, depth, num_heads, mlp_ratio, drop_path_rate, layer_decay: ViT-S settings. decoder: head kind.
+        embed_dim, depth, num_heads, mlp_ratio, drop_path_rate: ViT-S settings. decoder: head kind. (The layer-wise
+            lr decay, 0.8 as ViTPose-S's, is a training setting: ``kanpose_cli/core/recipes/kanfpn.json``.)
     """
 
     input_size: tuple[int, int] = (256, 192)
@@ -95,7 +96,6 @@ class KANFPNConfig:
     mlp_ratio: float = 4.0
     drop_path_rate: float = 0.1
     decoder: str = "classic"
-    layer_decay: float = 0.8
 
 
 class CNNStem(nn.Module):

@@ -32,7 +32,9 @@ class ViTPoseConfig:
             L: 1024/24/16/4, H: 1280/32/16/4).
         drop_path_rate: maximum stochastic depth (S 0.1, B 0.3, L 0.5, H 0.55).
         decoder: ``classic`` (2 deconvs, 64×48 maps) or ``simple`` (ReLU, bilinear ×4, 3×3 conv).
-        layer_decay: layer-wise lr decay rate of the official configs (S 0.8, B 0.75, L 0.8, H 0.85).
+
+    The layer-wise lr decay of the official configs (S 0.8, B 0.75, L 0.8, H 0.85) is a training setting: the
+    ``variants`` of ``kanpose_cli/core/recipes/vitpose.json``.
     """
 
     input_size: tuple[int, int] = (256, 192)
@@ -44,7 +46,6 @@ class ViTPoseConfig:
     qkv_bias: bool = True
     drop_path_rate: float = 0.1
     decoder: str = "classic"
-    layer_decay: float = 0.8
 
 
 class ViTPose(nn.Module):
@@ -71,10 +72,10 @@ def heatmap_codec(sigma: float = 2.0) -> dict:
 
 HEATMAP_LOSS = {"type": "joints_mse", "use_target_weight": True}
 
-VIT_S = dict(embed_dim=384, depth=12, num_heads=12, drop_path_rate=0.1, layer_decay=0.8)
-VIT_B = dict(embed_dim=768, depth=12, num_heads=12, drop_path_rate=0.3, layer_decay=0.75)
-VIT_L = dict(embed_dim=1024, depth=24, num_heads=16, drop_path_rate=0.5, layer_decay=0.8)
-VIT_H = dict(embed_dim=1280, depth=32, num_heads=16, drop_path_rate=0.55, layer_decay=0.85)
+VIT_S = dict(embed_dim=384, depth=12, num_heads=12, drop_path_rate=0.1)
+VIT_B = dict(embed_dim=768, depth=12, num_heads=12, drop_path_rate=0.3)
+VIT_L = dict(embed_dim=1024, depth=24, num_heads=16, drop_path_rate=0.5)
+VIT_H = dict(embed_dim=1280, depth=32, num_heads=16, drop_path_rate=0.55)
 
 _HUB = "usyd-community"
 _PLUS_DATA = "COCO+AIC+MPII+AP-10K+APT-36K+COCO-WholeBody"

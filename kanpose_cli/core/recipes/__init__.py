@@ -1,1 +1,3 @@
-"""Training recipes, one JSON file per model family (``<family>.json``); loaded by ``core.engine.trainer``."""
+"""Training recipes, one JSON file per model family (``<family>.json``), loaded by
+:mod:`kanpose_cli.core.engine.train.config`: only what differs from the config defaults, plus per-variant
+``variants`` sections."""

@@ -18,6 +18,10 @@ from kanpose_cli.core.models.registry import PoseModel, create_model
 from kanpose_cli.core.weights.card import META_KEY, ModelCard, checkpoint_meta, read_model_card
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
+# Model-config fields that were removed but are still in the cards of files written before: dropped when reading
+# (create_model rejects unknown fields). ``layer_decay`` (ViTPose, KAN-FPN) never changed the network; the
+# layer-wise lr decay is a training setting now (``kanpose_cli/core/recipes/<family>.json``).
+RETIRED_CONFIG_FIELDS = ("layer_decay",)
 
 
 def save_checkpoint(model: PoseModel, path: str | Path, provenance: dict | None = None, half: bool = False) -> Path:
@@ -55,7 +59,8 @@ def model_from_card(card: ModelCard, net: torch.nn.Module | None = None) -> Pose
     Raises:
         UsageError: the card names a model this kanpose does not know, or config fields it does not know.
     """
-    return create_model(card.model, overrides=card.config or None, codec_overrides=card.codec or None, net=net)
+    config = {k: v for k, v in (card.config or {}).items() if k not in RETIRED_CONFIG_FIELDS}
+    return create_model(card.model, overrides=config or None, codec_overrides=card.codec or None, net=net)
 
 
 def load_checkpoint(path: str | Path, expected_model: str | None = None,

@@ -1,0 +1,490 @@
+"""Typed training configuration: every default in one place, recipes that hold only what differs.
+
+The defaults are the field defaults of the dataclasses below (generic mmpose top-down settings: Adam(W) lr 5e-4,
+210 epochs, ×0.1 at epochs 170/200, linear warmup 500 iterations from 0.001, batch 64 per process; augmentation:
+:class:`~kanpose_cli.core.data.augment.AugmentConfig`). A family's recipe, ``kanpose_cli/core/recipes/<family>.json``,
+lists only the values in which that family's paper differs from them (nested sections, e.g. ``{"optim": {"lr":
+1e-3}}``), plus a ``"variants"`` section of dotted overrides for the registered model names whose papers differ
+from the family's (ViTPose's layer decay: S 0.8, B 0.75, L 0.8, H 0.85). ``"_reference"`` strings cite the papers.
+
+Effective config = defaults ← family recipe ← variant section ← CLI options ← ``--set key=value``
+(:meth:`TrainConfig.from_recipe`, :func:`apply_overrides`). :meth:`TrainConfig.to_dict` is plain JSON (saved as
+``<run>/config.json`` and in the training state); :meth:`TrainConfig.from_dict` reads it back, also the configs
+written before the typed config existed.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kanpose_cli.core.data.augment import AugmentConfig
+from kanpose_cli.core.data.training_sets import DataSource
+from kanpose_cli.core.errors import InputError, UsageError
+
+RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+FREE_FORM_KEYS = ("model_overrides",)  # sections whose sub-keys are checked by the model config, not here
+SCHEDULES = ("multistep", "cosine")
+AMP_MODES = ("none", "bf16", "fp16")
+
+
+@dataclass
+class OptimConfig:
+    """AdamW settings (ViTPose ``layer_decay_optimizer_constructor``; see :func:`.optim.param_groups`).
+
+    Attributes:
+        lr: base learning rate (per-group ``lr = lr · schedule factor · lr_scale``).
+        betas: AdamW betas.
+        weight_decay: decoupled weight decay (0 for 1-D parameters, biases and ``no_decay_keys``).
+        layer_decay: layer-wise lr decay rate over the ViT blocks, or None (every group at scale 1).
+        no_decay_keys: parameter-name substrings without weight decay.
+        group0_keys: parameter-name substrings put in layer 0 (the lowest lr scale) by layer decay.
+    """
+
+    lr: float = 5e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    layer_decay: float | None = None
+    no_decay_keys: tuple[str, ...] = ("pos_embed", "cls_token")
+    group0_keys: tuple[str, ...] = ("patch_embed", "pos_embed", "cls_token")
+
+
+@dataclass
+class SchedConfig:
+    """Learning-rate schedule per iteration (see :class:`.optim.LrSchedule`).
+
+    Attributes:
+        type: ``multistep`` (×``gamma`` at each milestone) or ``cosine`` (to ``min_lr_ratio`` over all iterations).
+        milestones: epochs (0-based) at which multistep decays.
+        gamma: multistep factor. min_lr_ratio: cosine floor as a fraction of ``lr``.
+        warmup_iters: linear warmup length in iterations; warmup_ratio: its starting factor.
+        scale_with_epochs: rescale the milestones by ``epochs / milestones_epochs`` when the run is shorter/longer.
+        milestones_epochs: the run length the milestones are written for (set to the recipe's ``epochs`` by
+            :meth:`TrainConfig.from_recipe`; None = this run's ``epochs``, no rescaling).
+
+    Raises:
+        UsageError: unknown ``type``.
+    """
+
+    type: str = "multistep"
+    milestones: tuple[int, ...] = (170, 200)
+    gamma: float = 0.1
+    min_lr_ratio: float = 0.0
+    warmup_iters: int = 500
+    warmup_ratio: float = 0.001
+    scale_with_epochs: bool = True
+    milestones_epochs: int | None = None
+
+    def __post_init__(self):
+        if self.type not in SCHEDULES:
+            raise UsageError(f"sched.type must be {' or '.join(SCHEDULES)}, got {self.type!r}")
+
+
+@dataclass
+class EmaConfig:
+    """mmpose ``ExpMomentumEMA`` (see :class:`.optim.ModelEMA`); validation and export use the EMA weights.
+
+    Attributes:
+        enabled: keep an EMA copy. momentum: final momentum. gamma: warm-up constant in updates.
+    """
+
+    enabled: bool = False
+    momentum: float = 2e-4
+    gamma: float = 2000.0
+
+
+@dataclass
+class ValConfig:
+    """Validation (COCO keypoint AP with GT boxes on ``data.val``).
+
+    Attributes:
+        every: validate every N epochs (and after the last). flip: flip test. batch: inference batch size.
+    """
+
+    every: int = 10
+    flip: bool = True
+    batch: int = 32
+
+
+@dataclass
+class ValSet:
+    """The validation set: a COCO keypoint JSON ``ann`` and its image folder ``images``."""
+
+    ann: str
+    images: str
+
+
+@dataclass
+class DataConfig:
+    """Training and validation data.
+
+    Attributes:
+        train: the training sets (:class:`~kanpose_cli.core.data.training_sets.DataSource`: ``ann``, ``images``,
+            ``format`` coco|lsp, ``ratio`` = persons drawn per epoch as a multiple of the source's size).
+        val: the validation set, or None (no AP, no ``best.safetensors``).
+    """
+
+    train: list[DataSource] = field(default_factory=list)
+    val: ValSet | None = None
+
+
+@dataclass
+class TrainConfig:
+    """The effective training config.
+
+    Attributes:
+        model: registered model name. model_overrides: model-config fields to change (checked by the model).
+        init: weights to initialise from (:func:`kanpose_cli.core.weights.init_weights`), or None.
+        epochs: epochs to train. batch: batch size per process. workers: DataLoader workers. seed: base seed.
+        optim, sched, ema, val, data: the sections above. aug: augmentation, or None for plain box crops.
+        clip_grad: max gradient L2 norm, or None. amp: ``none``, ``bf16`` or ``fp16`` (CUDA only).
+        channels_last: NHWC memory layout. sync_bn: SyncBatchNorm under DDP (CUDA only).
+        save_every_steps: also write the training state every N steps (0 = once per epoch). device: torch device.
+
+    Raises:
+        UsageError: a bad ``amp`` value.
+    """
+
+    model: str
+    model_overrides: dict = field(default_factory=dict)
+    init: str | None = None
+    epochs: int = 210
+    batch: int = 64
+    workers: int = 4
+    seed: int = 0
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sched: SchedConfig = field(default_factory=SchedConfig)
+    clip_grad: float | None = None
+    ema: EmaConfig = field(default_factory=EmaConfig)
+    amp: str = "none"
+    channels_last: bool = False
+    sync_bn: bool = False
+    aug: AugmentConfig | None = field(default_factory=AugmentConfig)
+    val: ValConfig = field(default_factory=ValConfig)
+    save_every_steps: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    device: str = "cpu"
+
+    def __post_init__(self):
+        self.amp = str(self.amp).lower()
+        if self.amp not in AMP_MODES:
+            raise UsageError(f"amp must be none, bf16 or fp16, got {self.amp!r}")
+
+    # -------------------------------------------------------------------------------------------- (de)serialise
+    def to_dict(self) -> dict:
+        """Plain JSON types (tuples become lists); :meth:`from_dict` inverts it."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """Build from a (partial) dict: missing keys take the defaults, values are type-checked.
+
+        Also reads configs saved before the typed config (``recipe`` and ``data.repeat`` keys).
+
+        Raises:
+            UsageError: unknown key (with the closest known one), wrong type or bad value, missing ``model``.
+        """
+        return _build(cls, _upgrade_legacy(values), "")
+
+    @classmethod
+    def from_recipe(cls, model: str) -> "TrainConfig":
+        """Defaults ← ``recipes/<family>.json`` ← its ``variants[model]`` section, for the registered ``model``.
+
+        Raises:
+            UsageError: unknown model or family without a recipe; a recipe key that is not a config key.
+        """
+        from kanpose_cli.core.models.registry import get_spec
+
+        family = get_spec(model).family
+        recipe = load_recipe(family)
+        variants = recipe.pop("variants", {})
+        values = _merge(cls(model=model).to_dict(), recipe)
+        where = f"recipe {family}.json"
+        for key, value in (variants.get(model) or {}).items():
+            if not key.startswith("_"):
+                _set_dotted(values, key, value, where=f"{where} (variant {model})")
+        try:
+            cfg = cls.from_dict(values)
+        except UsageError as exc:
+            raise UsageError(f"{where}: {exc}") from None
+        if cfg.sched.milestones_epochs is None:
+            cfg.sched.milestones_epochs = cfg.epochs  # the recipe's milestones are written for its epoch count
+        return cfg
+
+
+# ------------------------------------------------------------------------------------------------- recipes
+def load_recipe(family: str) -> dict:
+    """The raw recipe of ``family`` (``recipes/<family>.json``) without ``_reference`` keys.
+
+    Raises:
+        UsageError: no recipe for ``family``.
+    """
+    path = RECIPES_DIR / f"{family}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in RECIPES_DIR.glob("*.json"))
+        raise UsageError(f"no training recipe for family {family!r} (known: {', '.join(known)})")
+    return _drop_references(json.loads(path.read_text()))
+
+
+def _drop_references(d):
+    if isinstance(d, dict):
+        return {k: _drop_references(v) for k, v in d.items() if k != "_reference"}
+    return d
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """``over`` merged into a copy of ``base`` section by section (a None or non-dict value replaces)."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in FREE_FORM_KEYS:
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- --set
+def flatten(cfg: dict, prefix: str = "") -> dict[str, Any]:
+    """Dotted keys of a nested dict (``{"optim": {"lr": 1}} -> {"optim.lr": 1}``); free-form sections and empty
+    dicts stay whole."""
+    out = {}
+    for k, v in cfg.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v and k not in FREE_FORM_KEYS:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def parse_value(text: str):
+    """``--set`` value: JSON if it parses (numbers, true/false/null, lists, dicts), else the raw string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def known_keys(cls=TrainConfig, prefix: str = "") -> set[str]:
+    """Every dotted key of the config dataclass ``cls``, sections included (``optim``, ``optim.lr``, ``aug``,
+    ``aug.flip_prob``, ``data.val.ann`` ...). ``model_overrides.*`` is free-form and not listed."""
+    out = set()
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = prefix + f.name
+        out.add(key)
+        sub = _dataclass_in(hints[f.name])
+        if sub is not None and sub is not DataSource:
+            out |= known_keys(sub, key + ".")
+    return out
+
+
+def _check_key(key: str, where: str) -> None:
+    if any(key.startswith(f + ".") for f in FREE_FORM_KEYS):
+        return
+    known = known_keys()
+    if key not in known:
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f"; did you mean {close[0]}?" if close else f"; known keys: {', '.join(sorted(known))}"
+        raise UsageError(f"{where}: unknown config key {key!r}{hint}")
+
+
+def _set_dotted(values: dict, key: str, value, where: str) -> None:
+    """``values[a][b][c] = value`` for ``key = "a.b.c"`` (a None section becomes ``{}`` first)."""
+    _check_key(key, where)
+    node = values
+    parts = key.split(".")
+    for p in parts[:-1]:
+        if node.get(p) is None:
+            node[p] = {}
+        node = node[p]
+    node[parts[-1]] = value
+
+
+def apply_values(cfg: TrainConfig, values: dict[str, Any], where: str = "config") -> TrainConfig:
+    """A new config with dotted ``key: value`` pairs set (values as JSON types; checked like :meth:`from_dict`).
+
+    Raises:
+        UsageError: unknown key (with a did-you-mean hint) or a value of the wrong type.
+    """
+    d = cfg.to_dict()
+    for key, value in values.items():
+        _set_dotted(d, key.strip(), _plain(value), where)
+    return TrainConfig.from_dict(d)
+
+
+def apply_overrides(cfg: TrainConfig, sets: list[str] | None) -> TrainConfig:
+    """Apply ``--set key=value`` overrides (dotted keys, JSON values via :func:`parse_value`) to a copy of ``cfg``.
+
+    Keys must be config keys (``model_overrides.*`` is free-form: the model config checks it).
+
+    Raises:
+        UsageError: no ``=``, unknown key (with the closest known key), or a value of the wrong type.
+    """
+    values = {}
+    for item in sets or []:
+        if "=" not in item:
+            raise UsageError(f"--set {item!r}: expected key=value (e.g. --set optim.lr=5e-4)")
+        key, value = item.split("=", 1)
+        values[key.strip()] = parse_value(value)
+    return apply_values(cfg, values, where="--set") if values else copy.deepcopy(cfg)
+
+
+# ------------------------------------------------------------------------------------------------- CLI data options
+def train_sources(anns: list, images: list, ratios: list[float] | None = None) -> list[DataSource]:
+    """The training sets of ``--train-ann`` / ``--train-images`` / ``--train-ratio``.
+
+    Args:
+        anns: annotation files (``.json`` COCO keypoints, ``.mat`` LSP joints). images: one folder for all, or
+            one per file. ratios: one per file, one for all, or none (1 each).
+
+    Raises:
+        UsageError: count mismatch, unknown extension, non-positive ratio. InputError: a missing file or folder.
+    """
+    anns, images, ratios = list(anns), list(images or []), list(ratios or [])
+    if len(images) == 1:
+        images = images * len(anns)
+    if len(images) != len(anns):
+        raise UsageError(f"give one --train-images for all --train-ann or one per file ({len(anns)} annotation "
+                         f"files, {len(images)} image folders)")
+    if len(ratios) <= 1:
+        ratios = (ratios or [1.0]) * len(anns)
+    if len(ratios) != len(anns):
+        raise UsageError(f"give one --train-ratio for all --train-ann or one per file ({len(anns)} annotation "
+                         f"files, {len(ratios)} ratios)")
+    out = []
+    for a, i, r in zip(anns, images, ratios):
+        a, i = Path(a).expanduser(), Path(i).expanduser()
+        if not a.is_file():
+            raise InputError(f"annotation file not found: {a}")
+        if not i.is_dir():
+            raise InputError(f"images folder not found: {i}")
+        out.append(DataSource(str(a.resolve()), str(i.resolve()), ratio=r))
+    return out
+
+
+def val_set(ann, images) -> ValSet:
+    """The ``--val-ann`` / ``--val-images`` pair.
+
+    Raises:
+        InputError: ``ann`` missing. UsageError: ``images`` not given or not a folder.
+    """
+    ann = Path(ann).expanduser()
+    if not ann.is_file():
+        raise InputError(f"validation annotation file not found: {ann}")
+    if images is None or not Path(images).expanduser().is_dir():
+        raise UsageError(f"--val-ann needs --val-images (an existing folder); got {images}")
+    return ValSet(str(ann.resolve()), str(Path(images).expanduser().resolve()))
+
+
+# ------------------------------------------------------------------------------------------------- typed building
+def _plain(value):
+    """Tuples -> lists, dataclasses -> dicts, recursively (JSON types)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _optional(tp) -> tuple[Any, bool]:
+    """``(X, True)`` for ``X | None``, else ``(tp, False)``."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def _dataclass_in(tp):
+    inner, _ = _optional(tp)
+    return inner if dataclasses.is_dataclass(inner) else None
+
+
+def _upgrade_legacy(values: dict) -> dict:
+    """Configs written before the typed config (``config.json`` / ``state/last.pt`` of older runs): ``recipe`` (the
+    family; its epoch count scaled the milestones) and ``data.repeat`` (passes per epoch; now each source's ratio)."""
+    if not isinstance(values, dict) or ("recipe" not in values and "repeat" not in (values.get("data") or {})):
+        return values
+    values = copy.deepcopy(values)
+    values.pop("recipe", None)
+    sched = values.get("sched")
+    if isinstance(sched, dict) and "milestones_epochs" not in sched and values.get("model"):
+        sched["milestones_epochs"] = TrainConfig.from_recipe(values["model"]).sched.milestones_epochs
+    data = values.get("data") or {}
+    repeat = data.pop("repeat", 1) or 1
+    data["train"] = [{**s, "ratio": s.get("ratio", 1.0) * repeat} for s in data.get("train") or []]
+    return values
+
+
+def _build(cls, values, path: str):
+    name = path.rstrip(".") or "config"
+    if isinstance(values, cls):
+        return values
+    if not isinstance(values, dict):
+        raise UsageError(f"{name}: expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in values if k not in names]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], names, n=1)
+        raise UsageError(f"unknown config key {path + unknown[0]!r}"
+                         + (f"; did you mean {path + close[0]}?" if close else f"; known: {', '.join(names)}"))
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in values
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise UsageError(f"{name}: missing {', '.join(missing)}")
+    return cls(**{k: _coerce(path + k, v, hints[k]) for k, v in values.items()})
+
+
+def _coerce(key: str, value, tp):
+    """``value`` as type ``tp`` (JSON lists -> tuples, ints -> floats); raises UsageError naming ``key``."""
+    tp, nullable = _optional(tp)
+    if value is None:
+        if nullable:
+            return None
+        raise UsageError(f"config key {key}: null is not allowed")
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key + ".")
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise UsageError(f"config key {key}: expected a list, got {value!r}")
+        if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value))
+        if origin is tuple:
+            if len(value) != len(args):
+                raise UsageError(f"config key {key}: expected {len(args)} values, got {value!r}")
+            return tuple(_coerce(f"{key}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args)))
+        return [_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value)]
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise UsageError(f"config key {key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise UsageError(f"config key {key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+            raise UsageError(f"config key {key}: expected an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise UsageError(f"config key {key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise UsageError(f"config key {key}: expected a string, got {value!r}")
+        return value
+    return value
