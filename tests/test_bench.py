@@ -45,7 +45,8 @@ def test_resolve_models_patterns_and_errors():
 
 
 def test_bench_quick_rows_json_csv(tmp_path):
-    """Quick mode, one model + peers, end to end on one bundled sample image: sane rows and both files."""
+    """Quick mode, one model + peers, end to end on one bundled sample image: sane rows, the stage split of the
+    end-to-end rows (in memory, and the predict loop on the file) and both files."""
     name = _small_model()
     out = tmp_path / "bench"
     res = runner.invoke(app, ["bench", "--quick", "--models", name, "--threads", "1", "--out", str(out)])
@@ -63,14 +64,29 @@ def test_bench_quick_rows_json_csv(tmp_path):
         assert r["params"] == params
         assert r["p50_ms"] > 0 and r["p90_ms"] >= r["p50_ms"] * 0.999 and r["throughput"] > 0
         assert r["gmacs"] > 0 and r["tflops"] > 0 and 0 < r["util"] < 5
-    e2e = {r["model"]: r for r in rows if r["section"] == "e2e"}
-    assert name in e2e and any("(peer)" in k for k in e2e) and any(k.startswith("detector") for k in e2e)
+    e2e = {(r["model"], r["impl"]): r for r in rows if r["section"] == "e2e"}
+    assert (name, "kanpose") in e2e and (name, "kanpose-loop") in e2e
+    assert any("(peer)" in k for k, _ in e2e) and any(k.startswith("detector") for k, _ in e2e)
     for r in e2e.values():
         assert r["status"] == "ok" and r["images"] == 1 and r["images_per_s"] > 0
         assert r["persons_per_s"] >= 0 and r["persons"] >= 0
+    # the stage split, ms per image: each measured stage > 0 and inside the row's wall time
+    memory, loop = e2e[(name, "kanpose")], e2e[(name, "kanpose-loop")]
+    assert memory["decode_ms"] is None and memory["wait_ms"] is None  # decoded before timing
+    assert memory["detect_ms"] > 0 and memory["pose_ms"] > 0
+    assert memory["detect_ms"] + memory["pose_ms"] <= memory["ms_per_image"]
+    assert loop["decode_ms"] > 0 and loop["detect_ms"] > 0 and loop["pose_ms"] > 0 and loop["wait_ms"] >= 0
+    assert loop["wait_ms"] + loop["detect_ms"] + loop["pose_ms"] <= loop["ms_per_image"]  # decode: in background
+    assert loop["persons"] == memory["persons"]  # the same image, the same people
+    detector = next(r for (k, _), r in e2e.items() if k.startswith("detector"))
+    assert detector["detect_ms"] == pytest.approx(detector["ms_per_image"]) and detector["pose_ms"] is None
+    peer = next(r for (k, _), r in e2e.items() if "(peer)" in k)
+    assert 0 < peer["pose_ms"] <= peer["ms_per_image"] and peer["detect_ms"] is None  # one stage: all pose
+    assert "decode" in res.output and "detect" in res.output  # the table's stage columns
     with open(out / "bench.csv") as f:
         table = list(csv.DictReader(f))
     assert len(table) == len(rows) and {"model", "p50_ms", "throughput", "device_name"} <= set(table[0])
+    assert {"decode_ms", "wait_ms", "detect_ms", "pose_ms"} <= set(table[0])
 
 
 def test_bench_cli_errors():

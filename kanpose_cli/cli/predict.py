@@ -16,6 +16,7 @@ from kanpose_cli.cli.options import BatchOpt, BoxesHelp, ConfOpt, DetectorOpt, D
 EPILOG = (
     "Examples:  kanpose predict --demo  ·  kanpose predict image.jpg --weights random  ·  "
     "kanpose predict photos/ --save-coco  ·  kanpose predict clip.mp4 --track --smooth --save-tracks  ·  "
+    "kanpose predict clip.mp4 --track --det-every 3  ·  "
     "kanpose predict 'crops/*.jpg' --detector none  ·  kanpose predict 0 --show"
 )
 
@@ -53,6 +54,10 @@ def predict(
     d_cutoff: Annotated[float, typer.Option(
         "--d-cutoff", help="One-Euro cutoff frequency of the speed estimate, Hz.",
         rich_help_panel="Tracking")] = 1.0,
+    det_every: Annotated[int, typer.Option(
+        "--det-every", min=1, help="With --track: run the person detector on every N-th frame only (0, N, 2N, …); "
+        "the frames in between reuse each tracked person's box, moved to fit their pose in the frame before. "
+        "New people are found at the next detector frame. 1 = every frame.", rich_help_panel="Tracking")] = 1,
     device: DeviceOpt = "cpu",
     half: HalfOpt = False,
     batch: BatchOpt = 32,
@@ -86,14 +91,15 @@ def predict(
     from kanpose_cli.core.engine.predictor import display_available, make_writer, predict_source, run_predict
     from kanpose_cli.core.io import next_run_dir
 
-    tracking = make_track_options(track, tracker, smooth, min_cutoff, beta, d_cutoff)
-    src = predict_source(source, demo, tracking)
+    src = predict_source(source, demo, track, det_every)  # an image with --track / --det-every: fails first
+    tracking = make_track_options(track, tracker, smooth, min_cutoff, beta, d_cutoff, det_every)
     shard = distributed.start(device)
     if not shard.is_main:
         console.quiet = True  # rank 0 speaks for the job
     src = distributed.shard_source(src, shard)
     est = PoseEstimator(model, weights, detector, boxes, device=str(shard.device) if shard.distributed else device,
                         half=half, flip=flip, batch=batch, conf=conf, iou=iou, det_imgsz=det_imgsz)
+    est.check_stream(src, tracking)  # --det-every with a yolo: model or boxes that are not the detector's
     if show and not display_available():
         console.print("[yellow]warning:[/] --show ignored: no display (DISPLAY is not set)")
         show = False
@@ -114,6 +120,7 @@ def predict(
             report(frame, None if result is None else len(result))
 
         summary = run_predict(src, est, writer, on_frame=on_frame, show=show, tracking=tracking)
+    stages = summary.stages  # this process's split (under torchrun: rank 0's)
     summary, written = distributed.merge_predictions(writer, summary, src, shard, run_dir)
     distributed.finish(shard)
     what = "frames" if src.is_stream else "images"
@@ -121,6 +128,9 @@ def predict(
     tracks = f"{summary.tracks} tracks, " if tracking is not None else ""
     console.print(f"{summary.frames} {what}, {summary.persons} persons, {tracks}{summary.ms_per_frame:.1f} ms per "
                   f"{what[:-1]} · skipped {len(summary.skipped)} · {where}")
+    split = stages.describe(what[:-1])
+    if split:
+        console.print(f"[dim]stages{' (rank 0)' if shard.distributed else ''}: {split}[/]")
     if summary.interrupted:
         raise fail(f"interrupted; finished outputs kept in {run_dir}" if written else "interrupted", 130)
     message = summary.failure(src)

@@ -11,8 +11,13 @@ What is timed (stated in every result):
   forward of ``pixel_values`` to heatmaps.
 - **end-to-end**: for each image already decoded in memory (disk I/O excluded): YOLO person detection, crops,
   batched pose forward, decode, back-projection to image pixels (:class:`TopDownPipeline`). Reported as images/s,
-  persons/s and ms/image. Peer: ultralytics YOLO11n-pose end to end (one stage, its own boxes and keypoints) on
-  the same images. A "detector only" row shows the detector's share.
+  persons/s and ms/image, split into the ``detect`` and ``pose`` stages (ms per image,
+  :class:`~kanpose_cli.core.engine.timing.StageTimes`). Peer: ultralytics YOLO11n-pose end to end (one stage, its
+  own boxes and keypoints) on the same images. A "detector only" row shows the detector's share.
+- **end-to-end, predict loop** (impl ``kanpose-loop``): the same images read from their files by
+  :meth:`PoseEstimator.run`, the loop under ``kanpose predict`` (a background thread reads and decodes the next
+  chunk of 8 images while this one is detected and estimated; nothing is written). Its stage split adds ``decode``
+  (in the background thread, overlapped) and ``wait`` (time the loop stood idle waiting for a decoded image).
 - **GMACs**: multiply-accumulates of one forward pass (``core/models/complexity``; 1 MAC = 1 multiply-add, what
   papers call "GFLOPs"); achieved FLOP/s = 2·MACs·batch / latency.
 - **Utilisation** = achieved FLOP/s ÷ device peak. CPU peak: a measured fp32 matmul (``torch.mm`` of 2048² fp32
@@ -141,6 +146,10 @@ class BenchRow:
 
     ``section`` is ``model`` (model-only) or ``e2e`` (end to end). Times in milliseconds; throughput in images/s;
     ``tflops`` achieved TFLOP/s; ``util`` in [0, 1] or None; ``status`` ``ok`` | ``oom`` | ``failed`` | ``skipped``.
+    End-to-end rows split ``ms_per_image`` into stages, milliseconds per image (None where a stage was not
+    measured): ``decode_ms`` (file read + decode, predict-loop rows only, in a background thread), ``wait_ms``
+    (the loop waiting for a decoded image), ``detect_ms`` (person boxes), ``pose_ms`` (crops, pose network,
+    decode to image pixels; a one-stage peer's whole time).
     """
 
     section: str
@@ -162,6 +171,10 @@ class BenchRow:
     images_per_s: float | None = None
     persons_per_s: float | None = None
     ms_per_image: float | None = None
+    decode_ms: float | None = None
+    wait_ms: float | None = None
+    detect_ms: float | None = None
+    pose_ms: float | None = None
     status: str = "ok"
     note: str = ""
 
@@ -562,30 +575,42 @@ def load_images(folder: str | Path | None, max_images: int) -> tuple[list[tuple[
 
 
 def _e2e_row(name: str, impl: str, seconds: float, images: int, persons: int, note: str = "",
-             params: int | None = None, gmacs: float | None = None) -> BenchRow:
-    return BenchRow("e2e", name, impl, "fp32", 1, params, gmacs, images=images, persons=persons,
-                    images_per_s=images / seconds if seconds > 0 else None,
-                    persons_per_s=persons / seconds if seconds > 0 else None,
-                    ms_per_image=1e3 * seconds / images if images else None, mean_ms=1e3 * seconds / max(images, 1),
-                    note=note)
+             params: int | None = None, gmacs: float | None = None, stages=None,
+             measured: tuple[str, ...] = ()) -> BenchRow:
+    """One end-to-end row; ``stages`` (a :class:`~kanpose_cli.core.engine.timing.StageTimes`) fills the
+    ``<stage>_ms`` fields named in ``measured`` (ms per image)."""
+    row = BenchRow("e2e", name, impl, "fp32", 1, params, gmacs, images=images, persons=persons,
+                   images_per_s=images / seconds if seconds > 0 else None,
+                   persons_per_s=persons / seconds if seconds > 0 else None,
+                   ms_per_image=1e3 * seconds / images if images else None, mean_ms=1e3 * seconds / max(images, 1),
+                   note=note)
+    if stages is not None and images:
+        for stage in measured:
+            setattr(row, f"{stage}_ms", 1e3 * getattr(stages, stage) / images)
+    return row
 
 
 def bench_end_to_end(names: list[str], images: list[tuple[str, np.ndarray]], settings: BenchSettings,
                      detector_weights: str | None = None, peers: bool = True, pose_batch: int = 32,
                      on_row: Callable[[BenchRow], None] | None = None) -> list[BenchRow]:
     """End-to-end rows: the box source alone, each pose model behind it, and the YOLO11n-pose peer, each a
-    :class:`~kanpose_cli.core.engine.estimator.PoseEstimator` called on one in-memory image at a time.
+    :class:`~kanpose_cli.core.engine.estimator.PoseEstimator` called on one in-memory image at a time; then, per
+    pose model, a ``kanpose-loop`` row: the same images read from their files through :meth:`PoseEstimator.run`
+    (background decoding, chunks of 8 images), as ``kanpose predict`` runs them without writing.
 
     Args:
+        images: ``(path, BGR image)`` pairs (:func:`load_images`); the loop rows read ``path`` again.
         detector_weights: YOLO weights of the person boxes (default ``yolo11n-pose.pt``), or ``"none"`` (the whole
             image is one person; the peer then runs the default YOLO pose weights).
 
     Every configuration is timed over ``settings.e2e_passes`` passes of all images after a one-image warm-up.
-    fp32 only.
+    fp32 only. Each row carries its stage split (:class:`BenchRow` ``*_ms`` fields).
     """
+    from kanpose_cli.core.data.sources import ImageListSource
     from kanpose_cli.core.detect.boxes import make_box_source
     from kanpose_cli.core.detect.yolo import DEFAULT_DETECTOR
     from kanpose_cli.core.engine.estimator import YOLO_PREFIX, PoseEstimator
+    from kanpose_cli.core.engine.timing import StageTimes
     from kanpose_cli.core.models import create_model
     from kanpose_cli.core.models.complexity import count_params
     from kanpose_cli.core.models.info import model_complexity
@@ -610,27 +635,44 @@ def bench_end_to_end(names: list[str], images: list[tuple[str, np.ndarray]], set
         found = [find(path, img) for path, img in images]
     _sync(settings.device)
     label = f"detector {boxes.detector.weights.name}" if boxes.kind == "detector" else "detector none"
-    emit(_e2e_row(label, "ultralytics" if boxes.kind == "detector" else "kanpose", time.perf_counter() - t,
+    seconds = time.perf_counter() - t
+    detected = StageTimes(detect=seconds, frames=len(images) * passes)
+    emit(_e2e_row(label, "ultralytics" if boxes.kind == "detector" else "kanpose", seconds,
                   len(images) * passes, sum(len(b[0]) for b in found) * passes,
-                  "person boxes only" if boxes.kind == "detector" else "whole image as one person"))
+                  "person boxes only" if boxes.kind == "detector" else "whole image as one person",
+                  stages=detected, measured=("detect",)))
+    files = ImageListSource([Path(p) for p, _ in images], "folder", f"{len(images)} images")
     for name in names:
         torch.manual_seed(0)
         model = create_model(name)
         params, macs = count_params(model), model_complexity(name)[1]
+        impl = "kanpose"
         try:
             est = PoseEstimator(model, detector=detector_weights, device=settings.device, batch=pose_batch)
             est(images[0][1])  # warm-up
             persons = 0
+            est.timings = StageTimes()
             t = time.perf_counter()
             for _ in range(passes):
                 for _path, img in images:
                     persons += len(est(img))
             _sync(settings.device)
-            emit(_e2e_row(name, "kanpose", time.perf_counter() - t, len(images) * passes, persons,
-                          f"{est.boxes_label} + {name} (batch ≤ {pose_batch})", params, macs / 1e9))
+            emit(_e2e_row(name, impl, time.perf_counter() - t, len(images) * passes, persons,
+                          f"{est.boxes_label} + {name} (batch ≤ {pose_batch})", params, macs / 1e9,
+                          stages=est.timings, measured=("detect", "pose")))
+            impl = "kanpose-loop"
+            persons, stages = 0, StageTimes()
+            t = time.perf_counter()
+            for _ in range(passes):
+                for _frame, result in est.run(files, timings=stages):
+                    persons += 0 if result is None else len(result)
+            _sync(settings.device)
+            emit(_e2e_row(name, impl, time.perf_counter() - t, stages.frames, persons,
+                          "predict loop: files, background decoding, chunks of 8 images, no writing", params,
+                          macs / 1e9, stages=stages, measured=("decode", "wait", "detect", "pose")))
             del est
         except Exception as exc:  # noqa: BLE001 - report and go on
-            row = _e2e_row(name, "kanpose", 0.0, 0, 0, f"{type(exc).__name__}: {exc}"[:200])
+            row = _e2e_row(name, impl, 0.0, 0, 0, f"{type(exc).__name__}: {exc}"[:200])
             row.status = "oom" if _is_oom(exc) else "failed"
             emit(row)
         del model
@@ -639,13 +681,15 @@ def bench_end_to_end(names: list[str], images: list[tuple[str, np.ndarray]], set
         est = PoseEstimator(f"{YOLO_PREFIX}{weights}", device=settings.device, conf=0.25)
         est(images[0][1])
         persons = 0
+        est.timings = StageTimes()
         t = time.perf_counter()
         for _ in range(passes):
             for _, img in images:
                 persons += len(est(img))
         _sync(settings.device)
         emit(_e2e_row(f"{Path(est.yolo.weights.name).stem} (peer)", "ultralytics", time.perf_counter() - t,
-                      len(images) * passes, persons, "one-stage YOLO pose: own boxes + keypoints"))
+                      len(images) * passes, persons, "one-stage YOLO pose: own boxes + keypoints",
+                      stages=est.timings, measured=("pose",)))
     return rows
 
 

@@ -13,7 +13,15 @@ Two ways to estimate, chosen by ``model``:
 On video (:meth:`PoseEstimator.stream` / :meth:`PoseEstimator.run` with tracking), each frame's boxes go through a
 :class:`~kanpose_cli.core.track.TrackSession` (ultralytics' ByteTrack or BoT-SORT) before the pose network, so only
 tracked people are estimated and each carries a ``track_id``; the keypoints can then be smoothed per track with the
-One-Euro filter.
+One-Euro filter. With ``det_every`` = N > 1 the person detector runs on every N-th frame only, and the frames in
+between take each tracked person's box from their pose in the previous frame
+(:class:`~kanpose_cli.core.track.carry.BoxCarrier`); those frames are estimated one after the other (each one's boxes
+need the previous one's poses), the others in chunks of :data:`IMAGES_PER_CHUNK`.
+
+:meth:`PoseEstimator.run` reads the source in a background thread
+(:class:`~kanpose_cli.core.data.prefetch.Prefetcher`), :data:`IMAGES_PER_CHUNK` frames ahead, so decoding the next
+chunk overlaps detecting and estimating this one. Every call adds its time per stage (decode, wait, detect, track,
+pose) to :attr:`PoseEstimator.timings` (:class:`~kanpose_cli.core.engine.timing.StageTimes`).
 
 Conventions: images are (H, W, 3) uint8 **BGR** (OpenCV's order) unless said otherwise; boxes are ``x1, y1, x2, y2``
 and keypoints ``x, y``, both in pixels of the original image; scores in [0, 1].
@@ -21,12 +29,15 @@ and keypoints ``x, y``, both in pixels of the original image; scores in [0, 1].
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from kanpose_cli.core.data.prefetch import Prefetcher
 from kanpose_cli.core.data.sources import Frame, open_source, read_image
+from kanpose_cli.core.engine.timing import StageTimes
 from kanpose_cli.core.errors import InputError, UsageError, WeightsError
 from kanpose_cli.core.results import PoseResult
 from kanpose_cli.core.track import TrackOptions, TrackSession
@@ -98,6 +109,9 @@ class PoseEstimator:
         boxes_label: where the boxes come from, for logs and output headers. random_weights: untrained weights.
         aspect_ratio: crop width / height (0.75 for a ``yolo:`` model, as the COCO protocol assumes).
         skipped: ``(path, reason)`` of the frames the last :meth:`stream` could not read.
+        timings: :class:`~kanpose_cli.core.engine.timing.StageTimes`, seconds per stage: reset by each :meth:`run`
+            / :meth:`stream` (or given to :meth:`run`); calls on images (``est(img)``, :meth:`predict`) add to it,
+            assign ``est.timings = StageTimes()`` to start afresh.
 
     Raises:
         UsageError: contradicting options (``weights`` / ``boxes`` / ``detector`` with a ``yolo:`` model), unknown
@@ -126,6 +140,7 @@ class PoseEstimator:
             raise UsageError(f"batch must be ≥ 1, got {batch}")
         self.pose_model = self.yolo = self.box_source = self.pipeline = None
         self.skipped: list[tuple[str, str]] = []
+        self.timings = StageTimes()
         if is_yolo_model(model):
             for value, option in ((weights, "--weights"), (boxes, "--boxes"), (detector, "--detector")):
                 if value is not None:
@@ -225,78 +240,177 @@ class PoseEstimator:
         image_ids = list(image_ids) if image_ids is not None else [None] * n
         if n == 0:
             return []
+        times, clock = self.timings, time.perf_counter
         if self.yolo is not None:
             if boxes is not None:
                 raise UsageError("boxes cannot be given to a yolo: model (it finds its own people)")
+            start = clock()
             results = self.yolo.predict_batch(list(images), paths)
+            times.add("pose", clock() - start)  # one stage: boxes and keypoints in one pass
+            start = clock()
             for i, r in enumerate(results):
                 _stamp(r, frames[i] if frames else None)
                 if session is not None:
                     ids = session.assign(r.boxes, r.box_scores, images[i])
                     results[i] = session.finish(r.select(ids >= 0), ids[ids >= 0])
+            times.add("track", clock() - start)
         else:
             if boxes is None:
+                start = clock()
                 boxes = self.box_source(list(images), paths, image_ids)
+                times.add("detect", clock() - start)
+                times.detector_frames += n
             boxes = [(np.asarray(b, np.float32).reshape(-1, 4), np.asarray(s, np.float32).reshape(-1))
                      for b, s in boxes]
             track_ids = []
+            start = clock()
             if session is not None:  # frame order: the tracker sees one frame after the other
                 for i, (b, s) in enumerate(boxes):
                     ids = session.assign(b, s, images[i])
                     boxes[i] = (b[ids >= 0], s[ids >= 0])
                     track_ids.append(ids[ids >= 0])
+            times.add("track", clock() - start)
+            start = clock()
             results = self.pipeline.estimate_many(list(images), [b for b, _ in boxes], [s for _, s in boxes], paths)
+            times.add("pose", clock() - start)
+            start = clock()
             for i, r in enumerate(results):
                 _stamp(r, frames[i] if frames else None)
                 if session is not None:
                     session.finish(r, track_ids[i])
+            times.add("track", clock() - start)
         for r, image in zip(results, images):
             r.orig_img = image
+        times.frames += n
+        return results
+
+    def _estimate_carried(self, frames: list[Frame], session: TrackSession) -> list[PoseResult]:
+        """``det_every`` > 1 (top-down only): the detector on the chunk's due frames (one batch), then frame by frame
+        tracker -> pose -> the boxes carried to the next frame. ``frames`` are readable frames in video order."""
+        carrier, times, clock = session.carrier, self.timings, time.perf_counter
+        due = [carrier.due(f.index) for f in frames]
+        picked = [f for f, d in zip(frames, due) if d]
+        found = iter(())
+        if picked:
+            start = clock()
+            found = iter(self.box_source([f.image for f in picked], [f.path for f in picked], [None] * len(picked)))
+            times.add("detect", clock() - start)
+            times.detector_frames += len(picked)
+        results = []
+        for frame, detect in zip(frames, due):
+            start = clock()
+            b, s = next(found) if detect else carrier.boxes()
+            b, s = np.asarray(b, np.float32).reshape(-1, 4), np.asarray(s, np.float32).reshape(-1)
+            ids = session.assign(b, s, frame.image)
+            keep = ids >= 0
+            times.add("track", clock() - start)
+            start = clock()
+            r = self.pipeline.estimate_many([frame.image], [b[keep]], [s[keep]], [frame.path])[0]
+            times.add("pose", clock() - start)
+            start = clock()
+            carrier.update(b, s, ids, r.keypoints, r.keypoint_scores, frame.image.shape[:2])  # before smoothing
+            _stamp(r, frame)
+            session.finish(r, ids[keep])
+            r.orig_img = frame.image
+            results.append(r)
+            times.add("track", clock() - start)
+        times.frames += len(frames)
         return results
 
     # ------------------------------------------------------------------------------------------------ sources
-    def run(self, source, tracking: TrackOptions | None = None) -> Iterator[tuple[Frame, PoseResult | None]]:
-        """Every frame of ``source`` with its result; ``None`` for a frame that could not be read (its ``error``
-        says why). The loop under ``kanpose predict`` and ``kanpose label``.
+    def run(self, source, tracking: TrackOptions | None = None, *, prefetch: bool = True,
+            timings: StageTimes | None = None) -> Iterator[tuple[Frame, PoseResult | None]]:
+        """Every frame of ``source`` with its result, in the source's order; ``None`` for a frame that could not be
+        read (its ``error`` says why). The loop under ``kanpose predict`` and ``kanpose label``.
+
+        Frames are estimated in chunks of :data:`IMAGES_PER_CHUNK` (a webcam frame by frame); with ``prefetch`` a
+        background thread reads and decodes up to one chunk ahead while the current chunk is detected and
+        estimated. Closing the generator early (``break``, an exception, ``KeyboardInterrupt``) stops that thread.
 
         Args:
             source: a SOURCE string or path (image, folder, glob, video, webcam index; see
                 :func:`~kanpose_cli.core.data.sources.open_source`), an int (webcam), a
                 :class:`~kanpose_cli.core.data.sources.Source`, or any iterable of
                 :class:`~kanpose_cli.core.data.sources.Frame`.
-            tracking: :class:`~kanpose_cli.core.track.TrackOptions` to track people (video or webcam only).
+            tracking: :class:`~kanpose_cli.core.track.TrackOptions` to track people (video or webcam only); its
+                ``det_every`` > 1 runs the person detector on every N-th frame only.
+            prefetch: read ahead in a background thread (default). False reads each frame when it is needed; the
+                results are the same.
+            timings: a :class:`~kanpose_cli.core.engine.timing.StageTimes` to add this run's seconds per stage to
+                (kept as :attr:`timings`); default a fresh one.
 
         Raises:
-            UsageError: tracking on a source that is not a video or webcam. InputError: a source that cannot be
-                opened or yields no frame.
+            UsageError: see :meth:`check_stream`. InputError: a source that cannot be opened or yields no frame
+                (raised after the frames read before it).
         """
         src = open_source(str(source)) if isinstance(source, (str, Path, int)) else source
-        session = None
-        if tracking is not None:
-            if not getattr(src, "is_stream", False):
-                what = getattr(src, "description", "this source")
-                raise UsageError(f"--track needs a video file or a webcam; {what} is not one (tracking follows "
-                                 f"people from one video frame to the next)")
-            session = TrackSession(tracking, getattr(src, "fps", 30.0))
+        self.check_stream(src, tracking)
+        session = TrackSession(tracking, getattr(src, "fps", 30.0)) if tracking is not None else None
+        times = self.timings = timings if timings is not None else StageTimes()
         chunk = 1 if getattr(src, "kind", "") == "webcam" else IMAGES_PER_CHUNK
+        reader = None
+        if prefetch:
+            reader = Prefetcher(src, depth=chunk, on_read=lambda seconds: times.add("decode", seconds))
+            times.background_decode = True
+        frames = iter(reader if reader is not None else src)
         buffer: list[Frame] = []
-        for frame in src:
-            buffer.append(frame)
-            if len(buffer) >= chunk:
-                yield from self._run_frames(buffer, session)
-                buffer = []
-        yield from self._run_frames(buffer, session)
+        try:
+            while True:
+                start = time.perf_counter()
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    break
+                finally:  # with the reader: time spent waiting for it; without: the read itself
+                    times.add("wait" if reader is not None else "decode", time.perf_counter() - start)
+                buffer.append(frame)
+                if len(buffer) >= chunk:
+                    yield from self._run_frames(buffer, session)
+                    buffer = []
+            yield from self._run_frames(buffer, session)
+        finally:
+            if reader is not None:
+                reader.close()
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+
+    def check_stream(self, source, tracking: TrackOptions | None) -> None:
+        """Check that ``tracking`` fits ``source`` and this estimator (what :meth:`run` checks before it starts).
+
+        Raises:
+            UsageError: tracking or ``det_every`` > 1 on a source that is not a video or webcam (no ``is_stream``);
+                ``det_every`` > 1 with a ``yolo:`` model (no separate detector to skip) or with boxes that do not
+                come from the person detector (``none``, ``gt``, a detections file).
+        """
+        if tracking is None:
+            return
+        every = int(getattr(tracking, "det_every", 1) or 1)
+        if not getattr(source, "is_stream", False):
+            what = getattr(source, "description", "this source")
+            flags = "--track and --det-every need" if every > 1 else "--track needs"
+            raise UsageError(f"{flags} a video file or a webcam; {what} is not one (tracking follows people from "
+                             f"one video frame to the next)")
+        if every > 1 and self.yolo is not None:
+            raise UsageError("--det-every does not apply to yolo: models (they find the people and their keypoints "
+                             "in one pass: there is no separate person detector to skip)")
+        if every > 1 and getattr(self.box_source, "kind", "") != "detector":
+            raise UsageError(f"--det-every skips the person detector on some frames, but the boxes come from "
+                             f"{self.boxes_label}; use --boxes detector")
 
     def _run_frames(self, frames: list[Frame], session) -> Iterator[tuple[Frame, PoseResult | None]]:
         good = [f for f in frames if f.image is not None]
-        results = iter(self._estimate([f.image for f in good], [f.path for f in good], frames=good,
-                                      session=session))
+        if session is not None and session.carrier is not None:
+            results = iter(self._estimate_carried(good, session))
+        else:
+            results = iter(self._estimate([f.image for f in good], [f.path for f in good], frames=good,
+                                          session=session))
         for f in frames:
             yield f, (None if f.image is None else next(results))
 
     def stream(self, source, *, track: bool = False, tracker: str = "bytetrack", smooth: bool = False,
-               min_cutoff: float | None = None, beta: float | None = None,
-               d_cutoff: float | None = None) -> Iterator[PoseResult]:
+               min_cutoff: float | None = None, beta: float | None = None, d_cutoff: float | None = None,
+               det_every: int = 1, prefetch: bool = True) -> Iterator[PoseResult]:
         """Results frame by frame (a generator: a video is never held in memory).
 
         Args:
@@ -307,17 +421,22 @@ class PoseEstimator:
             smooth: One-Euro smoothing of each track's keypoints (needs ``track``). min_cutoff: Hz (default 1.0).
                 beta: 1/pixel (default 0.01). d_cutoff: Hz (default 1.0). See
                 :mod:`kanpose_cli.core.track.one_euro`.
+            det_every: N ≥ 1 (needs ``track``): the person detector runs on frames 0, N, 2N, … only; in between,
+                each tracked person's box follows their pose in the previous frame. 1 (default): every frame.
+            prefetch: read and decode ahead in a background thread (default; same results either way).
 
         Yields:
             :class:`PoseResult` per readable frame (``frame_index`` and ``time_s`` set for video). Unreadable
-            frames are skipped and listed in :attr:`skipped`.
+            frames are skipped and listed in :attr:`skipped`. Seconds per stage are in :attr:`timings`.
 
         Raises:
-            UsageError: ``track`` on a still image or folder, ``smooth`` without ``track``, bad filter parameters.
+            UsageError: ``track`` or ``det_every`` > 1 on a still image or folder, ``smooth`` or ``det_every`` > 1
+                without ``track``, ``det_every`` > 1 with a ``yolo:`` model or non-detector boxes, bad filter
+                parameters.
         """
-        tracking = make_track_options(track, tracker, smooth, min_cutoff, beta, d_cutoff)
+        tracking = make_track_options(track, tracker, smooth, min_cutoff, beta, d_cutoff, det_every)
         self.skipped = []
-        for frame, result in self.run(source, tracking):
+        for frame, result in self.run(source, tracking, prefetch=prefetch):
             if result is None:
                 self.skipped.append((frame.path, frame.error or "unreadable"))
                 continue
@@ -326,22 +445,28 @@ class PoseEstimator:
 
 def make_track_options(track: bool, tracker: str = "bytetrack", smooth: bool = False,
                        min_cutoff: float | None = None, beta: float | None = None,
-                       d_cutoff: float | None = None) -> TrackOptions | None:
-    """The tracking settings of ``--track --tracker --smooth --min-cutoff --beta --d-cutoff`` (None when not
-    tracking). Filter parameters left None take the defaults of :class:`~kanpose_cli.core.track.TrackOptions`.
+                       d_cutoff: float | None = None, det_every: int | None = None) -> TrackOptions | None:
+    """The tracking settings of ``--track --tracker --smooth --min-cutoff --beta --d-cutoff --det-every`` (None when
+    not tracking). Parameters left None take the defaults of :class:`~kanpose_cli.core.track.TrackOptions`.
 
     Raises:
-        UsageError: smoothing asked for without tracking, unknown tracker, out-of-range filter parameters.
+        UsageError: smoothing or ``det_every`` > 1 asked for without tracking, unknown tracker, out-of-range filter
+            parameters, ``det_every`` not an integer ≥ 1.
     """
     if not track:
         if smooth:
             raise UsageError("--smooth smooths each person's track: it needs --track")
+        if det_every is not None and det_every != 1:
+            TrackOptions(det_every=det_every).check()  # a bad value is reported as such
+            raise UsageError("--det-every moves each tracked person's box from frame to frame between detector "
+                             "frames: it needs --track")
         return None
     defaults = TrackOptions()
     return TrackOptions(tracker=tracker, smooth=bool(smooth),
                         min_cutoff=defaults.min_cutoff if min_cutoff is None else float(min_cutoff),
                         beta=defaults.beta if beta is None else float(beta),
-                        d_cutoff=defaults.d_cutoff if d_cutoff is None else float(d_cutoff)).check()
+                        d_cutoff=defaults.d_cutoff if d_cutoff is None else float(d_cutoff),
+                        det_every=1 if det_every is None else det_every).check()
 
 
 def _as_boxes(value) -> tuple[np.ndarray, np.ndarray]:

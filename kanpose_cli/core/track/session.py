@@ -18,6 +18,7 @@ import numpy as np
 from kanpose_cli.core.detect.yolo import TRACKERS
 from kanpose_cli.core.errors import UsageError
 from kanpose_cli.core.results import PoseResult
+from kanpose_cli.core.track.carry import BoxCarrier
 from kanpose_cli.core.track.one_euro import DEFAULT_BETA, DEFAULT_D_CUTOFF, DEFAULT_MIN_CUTOFF, KeypointSmoother, \
     check_parameters
 
@@ -31,6 +32,9 @@ class TrackOptions:
         smooth: One-Euro smoothing of each track's keypoints (off by default).
         min_cutoff: minimum cutoff frequency, Hz (> 0). beta: speed coefficient, 1/pixel (≥ 0).
         d_cutoff: cutoff of the speed estimate, Hz (> 0). (See :mod:`kanpose_cli.core.track.one_euro`.)
+        det_every: N ≥ 1: the person detector runs on every N-th frame only, and the frames in between reuse each
+            tracked person's box, moved to fit their pose in the previous frame (:mod:`kanpose_cli.core.track.carry`).
+            1 (the default) runs the detector on every frame.
     """
 
     tracker: str = "bytetrack"
@@ -38,11 +42,19 @@ class TrackOptions:
     min_cutoff: float = DEFAULT_MIN_CUTOFF
     beta: float = DEFAULT_BETA
     d_cutoff: float = DEFAULT_D_CUTOFF
+    det_every: int = 1
 
     def check(self) -> "TrackOptions":
-        """Return self; raises UsageError for an unknown tracker or out-of-range filter parameters."""
+        """Return self; raises UsageError for an unknown tracker, out-of-range filter parameters or ``det_every``
+        below 1."""
         if str(self.tracker).lower() not in TRACKERS:
             raise UsageError(f"unknown tracker {self.tracker!r}; choose {' or '.join(TRACKERS)}")
+        try:
+            whole = not isinstance(self.det_every, bool) and int(self.det_every) == self.det_every >= 1
+        except (TypeError, ValueError):
+            whole = False
+        if not whole:
+            raise UsageError(f"--det-every must be an integer ≥ 1, got {self.det_every!r}")
         try:
             check_parameters(self.min_cutoff, self.beta, self.d_cutoff)
         except ValueError as exc:
@@ -50,11 +62,14 @@ class TrackOptions:
         return self
 
     def describe(self) -> str:
-        """One line for logs: ``bytetrack, One-Euro min cutoff 1 Hz, beta 0.01 /px, d-cutoff 1 Hz``."""
+        """One line for logs: ``bytetrack, One-Euro smoothing (min cutoff 1 Hz, beta 0.01 /px, d-cutoff 1 Hz),
+        detector every 3 frames`` (the parts after the tracker only when set)."""
         text = str(self.tracker).lower()
         if self.smooth:
             text += (f", One-Euro smoothing (min cutoff {self.min_cutoff:g} Hz, beta {self.beta:g} /px, "
                      f"d-cutoff {self.d_cutoff:g} Hz)")
+        if self.det_every > 1:
+            text += f", detector every {self.det_every} frames"
         return text
 
 
@@ -63,6 +78,9 @@ class TrackSession:
 
     Args:
         options: :class:`TrackOptions`. fps: the video's frame rate (frames per second).
+
+    Attributes:
+        carrier: the :class:`~kanpose_cli.core.track.carry.BoxCarrier` of ``det_every`` > 1 (None with 1).
 
     Raises:
         UsageError: bad options.
@@ -76,6 +94,7 @@ class TrackSession:
         self.smoother = (KeypointSmoother(options.min_cutoff, options.beta, options.d_cutoff)
                          if options.smooth else None)
         self._renumber: dict[int, int] = {}
+        self.carrier = BoxCarrier(options.det_every) if options.det_every > 1 else None
 
     def assign(self, boxes: np.ndarray, scores: np.ndarray, image_bgr: np.ndarray) -> np.ndarray:
         """Track ids of one frame's person boxes.
