@@ -32,7 +32,7 @@ def photos(coco_mini, tmp_path_factory) -> Path:
 def estimator():
     from kanpose_cli import PoseEstimator
 
-    return PoseEstimator()  # the defaults the CLI uses: shipped amfacpose-r18-256x192 + YOLO11n boxes, CPU
+    return PoseEstimator()  # the defaults the CLI uses: shipped amfacpose-r18-128x96 + YOLO11n boxes, CPU
 
 
 def _cli_json(source: Path, out: Path) -> dict[str, dict]:

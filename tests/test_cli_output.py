@@ -69,7 +69,7 @@ def test_models_json_lists_every_matching_model_with_params_and_macs(models_home
         assert isinstance(r["macs"], int) and r["macs"] > 10**8
         assert len(r["input_size"]) == 2 and all(v >= 64 for v in r["input_size"])
     shipped = {r["model"]: r["weights"] for r in rows}
-    assert shipped["amfacpose-r18-256x192"].endswith(".safetensors")
+    assert shipped["amfacpose-r18-128x96"].endswith(".safetensors")
 
 
 def test_models_csv_has_the_same_models_and_counts_as_json(models_home):

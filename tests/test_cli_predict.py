@@ -44,7 +44,7 @@ def test_main_job_on_a_real_photo_writes_annotated_image_and_json(tmp_path):
     run_dir = tmp_path / "exp1"
     data = json.loads((run_dir / "bus.json").read_text())
     assert data["width"] == 810 and data["height"] == 1080
-    assert data["model"] == "amfacpose-r18-256x192" and "RANDOM" in data["weights"]
+    assert data["model"] == "amfacpose-r18-128x96" and "RANDOM" in data["weights"]
     assert data["detector"] == "YOLO yolo11n-pose.pt"
     assert data["keypoint_names"][5] == "left_shoulder" and len(data["skeleton"]) == 19
     assert len(data["instances"]) == 4  # the four people of bus.jpg at conf 0.25
@@ -163,8 +163,8 @@ def test_default_model_uses_the_shipped_checkpoint(tmp_path, small_image):
     r = run(small_image, "--detector", "none", "--save-dir", tmp_path / "out")
     assert r.exit_code == 0, r.stderr
     data = json.loads((tmp_path / "out" / "exp1" / "bus_small.json").read_text())
-    assert data["model"] == "amfacpose-r18-256x192"
-    assert data["weights"] == "amfacpose-r18-256x192-cocomini.safetensors"
+    assert data["model"] == "amfacpose-r18-128x96"
+    assert data["weights"] == "amfacpose-r18-128x96-coco-lsp.safetensors"
 
 
 def test_trained_checkpoint_is_used_and_named(tmp_path, small_image):

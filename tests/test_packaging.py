@@ -56,15 +56,15 @@ def test_wheel_in_fresh_environment_finds_shipped_weights(tmp_path):
                            check=True, capture_output=True, text=True).stdout.strip()
     assert Path(where).is_relative_to(site), where  # the wheel's copy, not the checkout
 
-    listing = subprocess.run([str(env_dir / "bin" / "kanpose"), "models", "amfacpose-r18-256x192", "--format", "json"],
+    listing = subprocess.run([str(env_dir / "bin" / "kanpose"), "models", "amfacpose-r18-128x96", "--format", "json"],
                              cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert listing.returncode == 0, listing.stderr[-2000:]
     rows = {r["model"]: r for r in json.loads(listing.stdout)}
-    assert rows["amfacpose-r18-256x192"]["weights"] == "amfacpose-r18-256x192-cocomini.safetensors"
+    assert rows["amfacpose-r18-128x96"]["weights"] == "amfacpose-r18-128x96-coco-lsp.safetensors"
 
     proc = subprocess.run([str(env_dir / "bin" / "kanpose"), "predict", "--demo", "--no-save"], cwd=work, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     bus = json.loads((work / "runs" / "predict" / "exp1" / "bus.json").read_text())
-    assert bus["weights"] == "amfacpose-r18-256x192-cocomini.safetensors"
+    assert bus["weights"] == "amfacpose-r18-128x96-coco-lsp.safetensors"
     assert len(bus["instances"]) == 4

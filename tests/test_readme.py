@@ -45,7 +45,7 @@ def test_readme_main_command_runs_verbatim_on_a_fresh_home(tmp_path):
     assert sorted(p.name for p in run.iterdir()) == ["bus.jpg", "bus.json", "zidane.jpg", "zidane.json"]
     bus = json.loads((run / "bus.json").read_text())
     assert (bus["width"], bus["height"]) == (810, 1080)
-    assert bus["model"] == "amfacpose-r18-256x192"
+    assert bus["model"] == "amfacpose-r18-128x96"
     assert bus["weights"].endswith(".safetensors")  # the shipped checkpoint, not random weights
     assert len(bus["instances"]) == 4  # the four people standing in front of the bus
     for inst in bus["instances"]:

@@ -136,8 +136,7 @@ _register("amfacpose-r18", AMFACPoseConfig(input_size=(256, 256), depth=18),
 _register("amfacpose-r34-256x192", AMFACPoseConfig(input_size=(256, 192), depth=34),
           "AMFACPose ResNet-34 at the common 256×192 input")
 _register("amfacpose-r18-256x192", AMFACPoseConfig(input_size=(256, 192), depth=18),
-          "AMFACPose ResNet-18 at the common 256×192 input (small, fast)",
-          weights="amfacpose-r18-256x192-cocomini.safetensors")  # weights/README.md: trained on coco-mini only
+          "AMFACPose ResNet-18 at the common 256×192 input (small, fast)")
 # 128×96 (a quarter of the pixels of 256×192): trains about 5× faster per image on a CPU (18.8 against 3.8 img/s,
 # batch 32, 2 threads, channels_last), so a CPU-only budget gets several times more epochs (weights/README.md).
 # Gaussian SimCC labels (spec §7.2's alternative) with σ = 3 bins = 1.5 px at this input (RTMPose's σ of 4.9/5.66
@@ -145,7 +144,8 @@ _register("amfacpose-r18-256x192", AMFACPoseConfig(input_size=(256, 192), depth=
 # at the mean pose after 5 epochs from scratch (weights/README.md).
 _register("amfacpose-r18-128x96", AMFACPoseConfig(input_size=(128, 96), depth=18, simcc_label="gaussian",
                                                   simcc_sigma=(3.0, 3.0)),
-          "AMFACPose ResNet-18 at 128×96, Gaussian SimCC labels (fastest; for CPU-only training budgets)")
+          "AMFACPose ResNet-18 at 128×96, Gaussian SimCC labels (fastest; for CPU-only training budgets)",
+          weights="amfacpose-r18-128x96-coco-lsp.safetensors")  # weights/README.md: COCO + LSP-Extended, CPU-trained
 # RKAN (Yu, Wu, Gui 2024) on stages 3-4 with reduce factor 2: the placement and factor the RKAN paper found best
 # (its Appendix E and reduce-factor study); an option of this repository, not part of AMFACPose.
 _register("amfacpose-r34-rkan", AMFACPoseConfig(input_size=(384, 288), depth=34, rkan_stages=(3, 4), rkan_reduce=2),

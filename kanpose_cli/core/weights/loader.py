@@ -15,7 +15,7 @@ from kanpose_cli.core.weights.checkpoint import load_checkpoint, read_state_dict
 from kanpose_cli.core.weights.convert import convert_state_dict, load_foreign_weights, unwrap_checkpoint
 from kanpose_cli.core.weights.hub import HF_SCHEME, fetch_converted, is_hub_weights, resolve_hub_weights
 
-DEFAULT_MODEL = "amfacpose-r18-256x192"
+DEFAULT_MODEL = "amfacpose-r18-128x96"
 RANDOM = "random"
 RANDOM_LABEL = "RANDOM WEIGHTS (untrained)"
 
