@@ -11,7 +11,7 @@ from pathlib import Path
 from kanpose_cli.core.data.sources import ImageListSource
 from kanpose_cli.core.engine.distributed import Shard, shard_source
 
-COMMON = ["--model", "amfacpose-r18-256x192", "--device", "cpu", "--batch", "4"]
+COMMON = ["--model", "amfacpose-r18-128x96", "--device", "cpu", "--batch", "4"]
 
 
 def _env() -> dict:

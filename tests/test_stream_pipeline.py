@@ -72,7 +72,7 @@ class SpyBoxes:
 
 @pytest.fixture(scope="module")
 def estimator():
-    """The defaults of ``kanpose predict`` (shipped amfacpose-r18-256x192 + YOLO11n person boxes), box source spied."""
+    """The defaults of ``kanpose predict`` (shipped amfacpose-r18-128x96 + YOLO11n person boxes), box source spied."""
     from kanpose_cli import PoseEstimator
 
     est = PoseEstimator()
@@ -111,10 +111,12 @@ def test_det_every_3_runs_the_detector_on_frames_0_3_6_9_only(runs):
 def test_det_every_3_keeps_every_person_their_id_and_keypoints_close(runs):
     """Every frame has the three people with ids 1, 2, 3 in both runs, an id names the same person in both (box
     centres within 30 px), detector frames give the same poses as the every-frame run (to 0.01 px: the detector and
-    the pose network batch other frames with them), and carried frames stay
-    within 10 % of the person's height (mean keypoint distance; the shipped smoke checkpoint is sensitive to the
-    crop, so this bounds how far the carried crop may move, not the accuracy)."""
+    the pose network batch other frames with them), a carried box stays within 10 % of the person's height of the
+    detector's box for that frame (edge by edge: the clip moves 4 px a frame, the detector itself jitters by more),
+    and over all carried frames the keypoints stay on average within 6 % of the person's height of the every-frame
+    run (a weakly trained checkpoint moves its keypoints with the crop, so this bounds the crop, not the accuracy)."""
     every, third = runs[1][0], runs[3][0]
+    carried = []
     for t, (a, b) in enumerate(zip(every, third)):
         assert sorted(a.track_ids.tolist()) == sorted(b.track_ids.tolist()) == [1, 2, 3], t
         assert len(a) == len(b) == PERSONS
@@ -124,11 +126,14 @@ def test_det_every_3_keeps_every_person_their_id_and_keypoints_close(runs):
             centre = lambda box: np.array([box[0] + box[2], box[1] + box[3]]) / 2  # noqa: E731
             assert np.linalg.norm(centre(box_a) - centre(box_b)) < 30, (t, tid)
             dist = np.linalg.norm(kpts_a - kpts_b, axis=-1)
+            height = box_a[3] - box_a[1]
             if t % 3 == 0:  # a detector frame: the detector's boxes, the same crops (batched differently: last bits)
                 assert np.abs(box_a - box_b).max() < 1e-2, (t, tid)
                 assert dist.max() < 1e-2, (t, tid, dist.max())
             else:
-                assert dist.mean() < 0.10 * (box_a[3] - box_a[1]), (t, tid, dist.mean())
+                assert np.abs(box_a - box_b).max() < 0.10 * height, (t, tid, box_a, box_b)
+                carried.append(dist.mean() / height)
+    assert len(carried) == 8 * PERSONS and np.mean(carried) < 0.06, carried
 
 
 def test_det_every_is_a_tracking_option_and_a_video_option(estimator, clip, tmp_path):
@@ -182,45 +187,59 @@ def test_cli_det_every_header_and_stage_line(clip, tmp_path):
     assert "stages:" in text and "decode" in text and "pose" in text and "detector on 4 of 12 frames" in text
 
 
-def test_pose_to_box_and_the_carrier_schedule():
-    from kanpose_cli.core.track.carry import BoxCarrier, pose_to_box
+def test_shift_box_and_the_carrier_schedule():
+    from kanpose_cli.core.track.carry import BoxCarrier, shift_box
 
-    kpts = np.array([[10.0, 20.0], [30.0, 60.0], [20.0, 40.0], [500.0, 500.0]])
-    scores = np.array([0.9, 0.8, 0.5, 0.1])  # the far keypoint scores below 0.3: left out
-    assert pose_to_box(kpts, scores).tolist() == [7.5, 15.0, 32.5, 65.0]  # extent ×1.25 about the centre (20, 40)
-    assert pose_to_box(kpts, scores, image_size=(50, 31)).tolist() == [7.5, 15.0, 31.0, 50.0]  # clipped (H, W)
-    assert pose_to_box(kpts, np.array([0.9, 0.8, 0.1, 0.1])) is None  # 2 < min_keypoints 3
+    box = np.array([0.0, 10.0, 40.0, 90.0])
+    then = np.array([[10.0, 20.0], [30.0, 60.0], [20.0, 40.0], [500.0, 500.0]])
+    now = then + [[5.0, -2.0], [7.0, -2.0], [6.0, -3.0], [-400.0, -400.0]]
+    s_then = np.array([0.9, 0.8, 0.5, 0.9])
+    s_now = np.array([0.9, 0.8, 0.5, 0.1])  # the far keypoint scores below 0.3 now: left out
+    assert shift_box(box, then, s_then, now, s_now).tolist() == [6.0, 8.0, 46.0, 88.0]  # median (6, -2), same size
+    assert shift_box(box, then, s_then, now, s_now, image_size=(85, 45)).tolist() == [6.0, 8.0, 45.0, 85.0]
+    assert shift_box(box, then, np.array([0.9, 0.1, 0.5, 0.9]), now, s_now) is None  # 2 counted < min_keypoints 3
     carrier = BoxCarrier(3)
     assert [carrier.due(i) for i in range(10)] == [True, False, False] * 3 + [True]
     lost = BoxCarrier(3)  # frame 3 could not be decoded: the next frame detects, so no gap exceeds N frames
     assert [lost.due(i) for i in (0, 1, 2, 4, 5, 6, 7)] == [True, False, False, True, False, False, True]
-    fed = np.array([[0, 0, 40, 80], [100, 0, 140, 80], [200, 0, 240, 80]], np.float32)
-    poses = np.zeros((2, 4, 2))
-    poses[0] = kpts
-    carrier.update(fed, np.array([0.9, 0.8, 0.3], np.float32), np.array([1, -1, 2]), poses,
-                   np.stack([scores, np.zeros(4)]), (480, 640))
-    boxes, box_scores = carrier.boxes()
-    assert boxes.tolist() == [[7.5, 15.0, 32.5, 65.0],  # tracked: the box of its pose
-                              [100, 0, 140, 80],  # untracked (a new person): carried as it was
-                              [200, 0, 240, 80]]  # tracked, no confident keypoint: its previous box
-    assert box_scores.tolist() == pytest.approx([0.9, 0.8, 0.3])
+    fed = np.array([[0, 10, 40, 90], [100, 0, 140, 80], [200, 0, 240, 80]], np.float32)
+    box_scores = np.array([0.9, 0.8, 0.3], np.float32)
+    poses, scores = np.zeros((2, 4, 2)), np.stack([s_then, np.zeros(4)])
+    poses[0] = then
+    carrier.update(fed, box_scores, np.array([1, -1, 2]), poses, scores, (480, 640), detected=True)
+    boxes, carried_scores = carrier.boxes()
+    assert boxes.tolist() == fed.tolist()  # anchored on the detector frame: no movement yet
+    assert carried_scores.tolist() == pytest.approx([0.9, 0.8, 0.3])
+    poses = np.stack([now, then + 100, np.zeros((4, 2))])  # three tracked boxes now, in the order of ``boxes``
+    scores = np.stack([s_now, s_then, np.zeros(4)])
+    carrier.update(boxes, box_scores, np.array([1, 3, 2]), poses, scores, (480, 640), detected=False)
+    assert carrier.boxes()[0].tolist() == [[6.0, 8.0, 46.0, 88.0],  # the anchor box moved with the person
+                                           [100, 0, 140, 80],  # tracked from now on: anchored here, unmoved
+                                           [200, 0, 240, 80]]  # no confident keypoint: its previous box
+    poses[0] = now + [10.0, 0.0]
+    carrier.update(carrier.boxes()[0], box_scores, np.array([1, 3, 2]), poses, scores, (480, 640), detected=False)
+    assert carrier.boxes()[0][0].tolist() == [16.0, 8.0, 56.0, 88.0]  # measured from the anchor, not the last box
 
 
-def test_a_box_carried_from_real_keypoints_fits_the_next_frames_detection():
-    """Real keypoints (YOLO11n-pose, one stage) of frame t give boxes that overlap the person detector's boxes of
-    frame t + 1 with IoU > 0.6: the carried box is the detector's box, moved with the person."""
+def test_a_box_carried_with_real_keypoints_fits_the_next_frames_detection():
+    """Real keypoints (YOLO11n-pose, one stage) of frames 0 and t move the frame-0 box of each person; the moved box
+    overlaps the person detector's box of frame t + 1 with IoU > 0.6: the carried box is the detector's box,
+    moved with the person."""
     from kanpose_cli import PoseEstimator
-    from kanpose_cli.core.track.carry import pose_to_box
+    from kanpose_cli.core.track.carry import shift_box
 
     frames = _frames()[:4]
     poses = PoseEstimator("yolo:yolo11n-pose.pt").predict(frames)
     boxes = PoseEstimator(weights="random").box_source(frames[1:], [""] * 3, [None] * 3)
     checked = 0
-    for t in range(3):
-        for kpts, scores in zip(poses[t].keypoints, poses[t].keypoint_scores):
-            carried = pose_to_box(kpts, scores, image_size=frames[t].shape[:2])
-            if carried is None or scores.mean() < 0.5:
-                continue
+    for anchor_box, kpts0, scores0 in zip(poses[0].boxes, poses[0].keypoints, poses[0].keypoint_scores):
+        if scores0.mean() < 0.5:
+            continue
+        for t in range(3):  # the same person at frame t: the box that overlaps the anchor most
+            j = max(range(len(poses[t])), key=lambda k: _iou(anchor_box, poses[t].boxes[k]))
+            carried = shift_box(anchor_box, kpts0, scores0, poses[t].keypoints[j], poses[t].keypoint_scores[j],
+                                image_size=frames[t].shape[:2])
+            assert carried is not None
             assert max(_iou(carried, b) for b in boxes[t][0]) > 0.6, (t, carried, boxes[t][0])
             checked += 1
     assert checked >= 2 * 3  # the two people seen whole, in each of the three frames

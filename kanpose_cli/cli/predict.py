@@ -56,7 +56,7 @@ def predict(
         rich_help_panel="Tracking")] = 1.0,
     det_every: Annotated[int, typer.Option(
         "--det-every", min=1, help="With --track: run the person detector on every N-th frame only (0, N, 2N, …); "
-        "the frames in between reuse each tracked person's box, moved to fit their pose in the frame before. "
+        "the frames in between reuse each tracked person's box, moved with their pose in the frame before. "
         "New people are found at the next detector frame. 1 = every frame.", rich_help_panel="Tracking")] = 1,
     device: DeviceOpt = "cpu",
     half: HalfOpt = False,

@@ -88,6 +88,23 @@ def write_json_atomic(path: str | Path, data, indent: int | None = 1, **dumps_kw
     return write_text_atomic(path, json.dumps(data, indent=indent, **dumps_kwargs))
 
 
+def read_json_file(path: str | Path, kind: str):
+    """Parse the JSON file ``path`` (user input: ``~`` expanded); ``kind`` names it in errors ("annotation file").
+
+    Raises:
+        InputError: the file is missing, unreadable or not JSON; the one-line message names the file.
+    """
+    from kanpose_cli.core.errors import InputError
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InputError(f"{kind} not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read {kind} {path}: {exc}") from None
+
+
 class RunDir(os.PathLike):
     """The numbered folder of one run, ``parent/<prefix>N``, created only when something is written into it.
 

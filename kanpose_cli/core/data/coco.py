@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 
 from kanpose_cli.core.data.instances import Instance
 from kanpose_cli.core.errors import InputError
-from kanpose_cli.core.io import write_json_atomic
+from kanpose_cli.core.io import read_json_file, write_json_atomic
 
 STANDARD_ANN = "annotations/person_keypoints_{split}.json"
 
@@ -66,12 +65,7 @@ def read_coco_json(path: str | Path) -> dict:
         InputError: file missing, unreadable, not JSON, or not a COCO annotation dict; the message names the file.
     """
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise InputError(f"annotation file not found: {path}")
-    try:
-        ann = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read annotation file {path}: {exc}") from None
+    ann = read_json_file(path, "annotation file")
     if not isinstance(ann, dict) or not isinstance(ann.get("images"), list) or not isinstance(
             ann.get("annotations"), list):
         raise InputError(f"{path} is not a COCO annotation file (needs 'images' and 'annotations' lists)")

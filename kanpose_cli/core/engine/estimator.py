@@ -308,7 +308,7 @@ class PoseEstimator:
             r = self.pipeline.estimate_many([frame.image], [b[keep]], [s[keep]], [frame.path])[0]
             times.add("pose", clock() - start)
             start = clock()
-            carrier.update(b, s, ids, r.keypoints, r.keypoint_scores, frame.image.shape[:2])  # before smoothing
+            carrier.update(b, s, ids, r.keypoints, r.keypoint_scores, frame.image.shape[:2], detect)  # before smoothing
             _stamp(r, frame)
             session.finish(r, ids[keep])
             r.orig_img = frame.image

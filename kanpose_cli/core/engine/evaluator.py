@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import io
-import json
 import platform
 import time
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ from kanpose_cli.core.data.sources import read_image
 from kanpose_cli.core.data.transforms import box_to_center_size
 from kanpose_cli.core.engine.oks_nms import oks_nms
 from kanpose_cli.core.errors import InputError, UsageError
-from kanpose_cli.core.io import write_json_atomic
+from kanpose_cli.core.io import read_json_file, write_json_atomic
 from kanpose_cli.core.results import PoseResult
 
 METRIC_NAMES = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
@@ -72,12 +71,7 @@ def load_results(results: list | str | Path) -> list[dict]:
     if not isinstance(results, list):
         path = Path(results).expanduser()
         where = str(path)
-        if not path.is_file():
-            raise InputError(f"results file not found: {path}")
-        try:
-            results = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(f"cannot read results file {path}: {exc}") from None
+        results = read_json_file(path, "results file")
         if not isinstance(results, list):
             raise InputError(f"{path}: expected a JSON list of COCO keypoint results")
     out = []

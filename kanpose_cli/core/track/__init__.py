@@ -7,8 +7,8 @@ Layer: below ``engine`` (the estimator drives it frame by frame), above ``detect
 ``detect/yolo.py``) and ``results``.
 """
 
-from kanpose_cli.core.track.carry import BoxCarrier, pose_to_box
+from kanpose_cli.core.track.carry import BoxCarrier, shift_box
 from kanpose_cli.core.track.one_euro import KeypointSmoother, OneEuroFilter
 from kanpose_cli.core.track.session import TrackOptions, TrackSession
 
-__all__ = ["BoxCarrier", "KeypointSmoother", "OneEuroFilter", "TrackOptions", "TrackSession", "pose_to_box"]
+__all__ = ["BoxCarrier", "KeypointSmoother", "OneEuroFilter", "TrackOptions", "TrackSession", "shift_box"]

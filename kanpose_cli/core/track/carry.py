@@ -1,53 +1,72 @@
 """``--det-every N``: the person detector runs on every N-th video frame only; on the frames in between, each tracked
-person's box is carried over from the previous frame's pose (as rtmlib's ``PoseTracker`` does with ``det_frequency``).
+person's box is carried over from the previous frame's pose.
 
-The carried box of a person is the bounding box of their keypoints that scored at least ``kpt_thr`` in the previous
-frame, enlarged ``expansion`` times about its centre (rtmlib's ``pose_to_bbox``, 1.25) and clipped to the image. With
-fewer than ``min_keypoints`` such keypoints the person's previous box is carried unchanged. The box score of a
-carried box is the score it had when the detector found it. Boxes that the tracker did not take into a track in the
-previous frame (a new person on their first frame) are carried unchanged too, so that the tracker sees them again
-and confirms them on their second frame, as with a detector on every frame.
+rtmlib's ``PoseTracker`` (``det_frequency``) carries the bounding box of the confident keypoints, enlarged 1.25
+times. That box is only as whole as the pose: joints the pose model scores low (ankles of a person in motion, with a
+small or weakly trained model) drop out of it, the next crop is cut shorter, and the person shrinks to their upper
+body over a few frames. kanpose therefore keeps the size the detector gave and moves only the position: the carried
+box of a tracked person is their box on the last detector frame (the *anchor*), shifted by the median displacement of
+the keypoints that scored at least ``kpt_thr`` both on the anchor frame and in the previous frame. A change of scale
+is picked up at the next detector frame, at most N − 1 frames later. With fewer than ``min_keypoints`` such
+keypoints the person's previous box is carried unchanged. A box score is the score the detector gave. Boxes that the
+tracker did not take into a track in the previous frame (a new person on their first frame) are carried unchanged
+too, so that the tracker sees them again and confirms them on their second frame, as with a detector on every frame.
 
 Units: boxes ``x1, y1, x2, y2`` and keypoints ``x, y`` in pixels of the original frame; scores in [0, 1].
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 DEFAULT_KPT_THR = 0.3
-DEFAULT_EXPANSION = 1.25
 DEFAULT_MIN_KEYPOINTS = 3
 
 
-def pose_to_box(keypoints: np.ndarray, scores: np.ndarray, kpt_thr: float = DEFAULT_KPT_THR,
-                expansion: float = DEFAULT_EXPANSION, min_keypoints: int = DEFAULT_MIN_KEYPOINTS,
-                image_size: tuple[int, int] | None = None) -> np.ndarray | None:
-    """The person box that one pose implies.
+def shift_box(box: np.ndarray, anchor_keypoints: np.ndarray, anchor_scores: np.ndarray, keypoints: np.ndarray,
+              scores: np.ndarray, kpt_thr: float = DEFAULT_KPT_THR, min_keypoints: int = DEFAULT_MIN_KEYPOINTS,
+              image_size: tuple[int, int] | None = None) -> np.ndarray | None:
+    """``box`` moved as the person moved between two poses of them.
 
     Args:
-        keypoints: (K, 2) x, y in image pixels. scores: (K,) in [0, 1].
-        kpt_thr: only keypoints scoring at least this count. expansion: the keypoints' extent is scaled by this
-            about its centre (1.25: rtmlib's default). min_keypoints: fewer counted keypoints give None.
-        image_size: ``(H, W)`` in pixels: the box is clipped to the image when given.
+        box: (4,) ``x1, y1, x2, y2`` in image pixels, the box that goes with the anchor pose.
+        anchor_keypoints, keypoints: (K, 2) x, y in image pixels: the person's pose then and now.
+        anchor_scores, scores: (K,) in [0, 1].
+        kpt_thr: only keypoints scoring at least this in both poses count. min_keypoints: fewer counted keypoints
+            give None.
+        image_size: ``(H, W)`` in pixels: the moved box is clipped to the image when given.
 
     Returns:
-        (4,) float32 ``x1, y1, x2, y2`` in image pixels, or None (too few confident keypoints, or a box that is
-        empty after clipping).
+        (4,) float32 ``x1, y1, x2, y2``: ``box`` shifted by the median displacement of the counted keypoints (the
+        size is kept, up to clipping), or None (too few counted keypoints, or a box empty after clipping).
     """
-    kpts = np.asarray(keypoints, dtype=np.float64).reshape(-1, 2)
-    keep = (np.asarray(scores, dtype=np.float64).reshape(-1) >= kpt_thr) & np.isfinite(kpts).all(axis=1)
+    then = np.asarray(anchor_keypoints, np.float64).reshape(-1, 2)
+    now = np.asarray(keypoints, np.float64).reshape(-1, 2)
+    keep = ((np.asarray(anchor_scores, np.float64).reshape(-1) >= kpt_thr)
+            & (np.asarray(scores, np.float64).reshape(-1) >= kpt_thr)
+            & np.isfinite(then).all(axis=1) & np.isfinite(now).all(axis=1))
     if int(keep.sum()) < max(1, int(min_keypoints)):
         return None
-    lo, hi = kpts[keep].min(axis=0), kpts[keep].max(axis=0)
-    centre = (lo + hi) / 2
-    lo, hi = centre - (centre - lo) * expansion, centre + (hi - centre) * expansion
+    dx, dy = np.median(now[keep] - then[keep], axis=0)
+    x1, y1, x2, y2 = np.asarray(box, np.float64).reshape(4) + [dx, dy, dx, dy]
     if image_size is not None:
         h, w = image_size
-        lo, hi = np.clip(lo, 0, [w, h]), np.clip(hi, 0, [w, h])
-    if not (hi > lo).all():
+        x1, x2 = np.clip([x1, x2], 0, w)
+        y1, y2 = np.clip([y1, y2], 0, h)
+    if not (x2 > x1 and y2 > y1):
         return None
-    return np.concatenate([lo, hi]).astype(np.float32)
+    return np.array([x1, y1, x2, y2], np.float32)
+
+
+@dataclass
+class _Anchor:
+    """A tracked person on their last detector frame: the box fed to the pose model, and their pose in it."""
+
+    box: np.ndarray
+    keypoints: np.ndarray
+    scores: np.ndarray
 
 
 class BoxCarrier:
@@ -57,22 +76,22 @@ class BoxCarrier:
         every: N ≥ 1: the detector runs on a frame when no detection ran yet, or when at least N frames (by frame
             index) have passed since the last one: frames 0, N, 2N, … of a clean video. When a frame that would
             run it cannot be decoded, the next readable frame runs it, and the count restarts there.
-        kpt_thr, expansion, min_keypoints: as in :func:`pose_to_box`.
+        kpt_thr, min_keypoints: as in :func:`shift_box`.
 
     Raises:
         ValueError: ``every`` < 1.
     """
 
-    def __init__(self, every: int, kpt_thr: float = DEFAULT_KPT_THR, expansion: float = DEFAULT_EXPANSION,
-                 min_keypoints: int = DEFAULT_MIN_KEYPOINTS):
+    def __init__(self, every: int, kpt_thr: float = DEFAULT_KPT_THR, min_keypoints: int = DEFAULT_MIN_KEYPOINTS):
         if int(every) < 1:
             raise ValueError(f"det_every must be ≥ 1, got {every}")
         self.every = int(every)
-        self.kpt_thr, self.expansion, self.min_keypoints = float(kpt_thr), float(expansion), int(min_keypoints)
+        self.kpt_thr, self.min_keypoints = float(kpt_thr), int(min_keypoints)
         self.last_detection: int | None = None
         self._count = 0
         self._boxes = np.zeros((0, 4), np.float32)
         self._scores = np.zeros(0, np.float32)
+        self._anchors: dict[int, _Anchor] = {}
 
     def due(self, index: int | None) -> bool:
         """Whether the detector runs on the frame with this index (frames are asked in order, each once).
@@ -95,7 +114,7 @@ class BoxCarrier:
         return self._boxes.copy(), self._scores.copy()
 
     def update(self, boxes: np.ndarray, scores: np.ndarray, track_ids: np.ndarray, keypoints: np.ndarray,
-               keypoint_scores: np.ndarray, image_size: tuple[int, int]) -> None:
+               keypoint_scores: np.ndarray, image_size: tuple[int, int], detected: bool) -> None:
         """Remember one finished frame.
 
         Args:
@@ -104,14 +123,26 @@ class BoxCarrier:
             keypoints: (T, K, 2) the poses of the T tracked boxes, in the order they appear in ``boxes``
                 (before any smoothing: the current pose, not a lagging one). keypoint_scores: (T, K).
             image_size: ``(H, W)`` of the frame in pixels.
+            detected: whether ``boxes`` came from the detector (a detector frame: every tracked person is
+                anchored here) or were carried (only a track seen for the first time is anchored here).
         """
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         scores = np.asarray(scores, np.float32).reshape(-1)
-        tracked = np.flatnonzero(np.asarray(track_ids).reshape(-1) >= 0)
+        ids = np.asarray(track_ids).reshape(-1)
+        tracked = np.flatnonzero(ids >= 0)
         out = boxes.copy()
+        anchors = {}
         for j, i in enumerate(tracked):
-            box = pose_to_box(keypoints[j], keypoint_scores[j], self.kpt_thr, self.expansion, self.min_keypoints,
-                              image_size)
-            if box is not None:
-                out[i] = box
-        self._boxes, self._scores = out, scores.copy()
+            tid = int(ids[i])
+            anchor = None if detected else self._anchors.get(tid)
+            if anchor is None:  # anchored here: next frame starts from this box
+                anchors[tid] = _Anchor(boxes[i].copy(), np.asarray(keypoints[j], np.float32).copy(),
+                                       np.asarray(keypoint_scores[j], np.float32).copy())
+                anchor = anchors[tid]
+            else:
+                anchors[tid] = anchor
+            moved = shift_box(anchor.box, anchor.keypoints, anchor.scores, keypoints[j], keypoint_scores[j],
+                              self.kpt_thr, self.min_keypoints, image_size)
+            if moved is not None:
+                out[i] = moved
+        self._boxes, self._scores, self._anchors = out, scores.copy(), anchors

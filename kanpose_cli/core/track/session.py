@@ -33,7 +33,7 @@ class TrackOptions:
         min_cutoff: minimum cutoff frequency, Hz (> 0). beta: speed coefficient, 1/pixel (≥ 0).
         d_cutoff: cutoff of the speed estimate, Hz (> 0). (See :mod:`kanpose_cli.core.track.one_euro`.)
         det_every: N ≥ 1: the person detector runs on every N-th frame only, and the frames in between reuse each
-            tracked person's box, moved to fit their pose in the previous frame (:mod:`kanpose_cli.core.track.carry`).
+            tracked person's box, moved with their pose in the previous frame (:mod:`kanpose_cli.core.track.carry`).
             1 (the default) runs the detector on every frame.
     """
 
