@@ -10,7 +10,7 @@ import typer
 
 from kanpose_cli.cli.console import console, make_progress, print_table, stdout
 from kanpose_cli.cli.errors import fail, handle_errors
-from kanpose_cli.cli.options import BatchOpt, BoxesHelp, DeviceOpt, ModelOpt, WeightsOpt
+from kanpose_cli.cli.options import BackendOpt, BatchOpt, BoxesHelp, DeviceOpt, ModelOpt, WeightsOpt
 
 EPILOG = (
     "Examples:  kanpose eval coco --data ../shared/data/coco-mini --weights best.safetensors  ·  "
@@ -158,6 +158,7 @@ def coco(
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip test (standard protocol: on).",
                                        rich_help_panel="Model")] = True,
     device: DeviceOpt = "cpu",
+    backend: BackendOpt = "auto",
     batch: BatchOpt = 32,
     save_dir: Annotated[Path, typer.Option("--save-dir", help="Parent of the auto-numbered run folder.",
                                            rich_help_panel="Output")] = Path("runs/eval"),
@@ -191,7 +192,7 @@ def coco(
         return
 
     est = evaluator.make_estimator(model, weights, boxes, detector, dataset, device=device, flip=flip, batch=batch,
-                                   det_conf=det_conf, box_thr=box_thr)
+                                   det_conf=det_conf, box_thr=box_thr, backend=backend)
     if est.random_weights:
         console.print("[yellow]warning:[/] random weights: the AP is meaningless (for tests only)")
     run_dir = next_run_dir(save_dir)

@@ -9,7 +9,7 @@ import typer
 
 from kanpose_cli.cli.console import console, frame_reporter, make_progress
 from kanpose_cli.cli.errors import fail, handle_errors
-from kanpose_cli.cli.options import BatchOpt, BoxesHelp, ConfOpt, DetectorOpt, DeviceOpt, ModelOpt, \
+from kanpose_cli.cli.options import BackendOpt, BatchOpt, BoxesHelp, ConfOpt, DetectorOpt, DeviceOpt, ModelOpt, \
     WeightsOpt
 
 EPILOG = (
@@ -54,6 +54,7 @@ def label(
                                              help="--fill: minimum OKS between a person and the teacher's match.",
                                              rich_help_panel="Labels")] = 0.5,
     device: DeviceOpt = "cpu",
+    backend: BackendOpt = "auto",
     batch: BatchOpt = 32,
 ):
     """Pseudo-label images with a teacher (kanpose model + detector, or a YOLO pose model) into COCO keypoints.
@@ -67,7 +68,7 @@ def label(
 
     if fill is not None:
         return _fill(source, fill, out, teacher, model, weights, detector, boxes, device, flip, batch, conf, box_thr,
-                     kpt_thr, match_oks)
+                     kpt_thr, match_oks, backend)
     src, root = label_source(source)
     shard = distributed.start(device)
     if not shard.is_main:
@@ -75,7 +76,7 @@ def label(
     src = distributed.shard_source(src, shard)
     est = make_teacher(teacher, model, weights, detector, boxes,
                        device=str(shard.device) if shard.distributed else device, flip=flip, batch=batch, conf=conf,
-                       box_thr=box_thr)
+                       box_thr=box_thr, backend=backend)
     console.print(f"[bold]kanpose label[/] · {src.description} · teacher {teacher_name(est)} · box ≥ {box_thr} · "
                   f"keypoints ≥ {kpt_thr}")
     with make_progress() as progress:
@@ -93,7 +94,7 @@ def label(
 
 
 def _fill(source, fill, out, teacher, model, weights, detector, boxes, device, flip, batch, conf, box_thr, kpt_thr,
-          match_oks) -> None:
+          match_oks, backend) -> None:
     """``kanpose label IMAGES --fill ANN``: teacher fill-in of the joints a training set lacks (one process)."""
     from kanpose_cli.core.data.training_sets import DataSource, load_source
     from kanpose_cli.core.engine.labeler import fill_missing_keypoints, make_teacher, teacher_name
@@ -103,7 +104,7 @@ def _fill(source, fill, out, teacher, model, weights, detector, boxes, device, f
     if not root.is_dir():
         raise fail(f"--fill needs SOURCE to be the images folder of {fill}, got {source}", 2)
     est = make_teacher(teacher, model, weights, detector, boxes, device=device, flip=flip, batch=batch, conf=conf,
-                       box_thr=box_thr)
+                       box_thr=box_thr, backend=backend)
     instances = load_source(DataSource(str(fill), str(root)), est.keypoints)
     n_images = len({i.image_path for i in instances})
     console.print(f"[bold]kanpose label --fill[/] · {len(instances)} persons in {n_images} images of {fill} · "

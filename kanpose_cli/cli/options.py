@@ -8,7 +8,7 @@ import typer
 
 ModelOpt = Annotated[Optional[str], typer.Option(
     "--model", "-m", help="Pose model name (see `kanpose models`), or yolo:NAME for an ultralytics YOLO pose model "
-    "run end to end (e.g. yolo:yolo11n-pose.pt). Default: the checkpoint's model, else amfacpose-r18-256x192.",
+    "run end to end (e.g. yolo:yolo11n-pose.pt). Default: the checkpoint's model, else amfacpose-r18-128x96.",
     rich_help_panel="Model")]
 WeightsOpt = Annotated[Optional[str], typer.Option(
     "--weights", "-w", help="Pose weights: a kanpose .safetensors checkpoint, an official checkpoint, an exported "
@@ -18,6 +18,10 @@ WeightsOpt = Annotated[Optional[str], typer.Option(
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="cpu, cuda or cuda:N (no silent fallback).",
                                         rich_help_panel="Performance")]
 HalfOpt = Annotated[bool, typer.Option("--half", help="FP16 inference (CUDA only).", rich_help_panel="Performance")]
+BackendOpt = Annotated[str, typer.Option(
+    "--backend", help="What runs the pose network: auto (onnxruntime on CPU in fp32 with trained weights, measured "
+    "faster there; torch otherwise), torch, or onnxruntime (the model exported to ONNX once, cached in the kanpose "
+    "cache per model and weights).", rich_help_panel="Performance")]
 BatchOpt = Annotated[int, typer.Option("--batch", min=1, help="Person crops per forward pass.",
                                        rich_help_panel="Performance")]
 DetectorOpt = Annotated[Optional[str], typer.Option(

@@ -10,8 +10,8 @@ import typer
 
 from kanpose_cli.cli.console import console, frame_reporter, make_progress
 from kanpose_cli.cli.errors import fail, handle_errors
-from kanpose_cli.cli.options import BatchOpt, BoxesHelp, ConfOpt, DetectorOpt, DeviceOpt, HalfOpt, ModelOpt, \
-    WeightsOpt
+from kanpose_cli.cli.options import BackendOpt, BatchOpt, BoxesHelp, ConfOpt, DetectorOpt, DeviceOpt, HalfOpt, \
+    ModelOpt, WeightsOpt
 
 EPILOG = (
     "Examples:  kanpose predict --demo  ·  kanpose predict image.jpg --weights random  ·  "
@@ -60,6 +60,7 @@ def predict(
         "New people are found at the next detector frame. 1 = every frame.", rich_help_panel="Tracking")] = 1,
     device: DeviceOpt = "cpu",
     half: HalfOpt = False,
+    backend: BackendOpt = "auto",
     batch: BatchOpt = 32,
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip test (2× pose compute).",
                                        rich_help_panel="Model")] = False,
@@ -98,7 +99,7 @@ def predict(
         console.quiet = True  # rank 0 speaks for the job
     src = distributed.shard_source(src, shard)
     est = PoseEstimator(model, weights, detector, boxes, device=str(shard.device) if shard.distributed else device,
-                        half=half, flip=flip, batch=batch, conf=conf, iou=iou, det_imgsz=det_imgsz)
+                        half=half, flip=flip, batch=batch, conf=conf, iou=iou, det_imgsz=det_imgsz, backend=backend)
     est.check_stream(src, tracking)  # --det-every with a yolo: model or boxes that are not the detector's
     if show and not display_available():
         console.print("[yellow]warning:[/] --show ignored: no display (DISPLAY is not set)")
@@ -109,7 +110,7 @@ def predict(
                          save_tracks=save_tracks, tracking=tracking, source=src, coco_file=not shard.distributed)
     ranks = f" · {shard.world} processes" if shard.distributed else ""
     console.print(f"[bold]kanpose predict[/] · {src.description}{ranks} · model {est.name} ({est.weights_label}) · "
-                  f"boxes {est.boxes_label} · device {est.device}{' fp16' if half else ''} · "
+                  f"boxes {est.boxes_label} · device {est.device}{' fp16' if half else ''} · backend {est.backend} · "
                   f"flip {'on' if est.flip else 'off'}" + (f" · tracker {tracking.describe()}" if tracking else ""))
     if est.random_weights:
         console.print("[yellow]warning:[/] random weights: the keypoints are meaningless (for tests and benchmarks)")

@@ -101,12 +101,16 @@ class PoseEstimator:
         iou: detector NMS IoU. det_imgsz: detector input size in pixels. box_thr: minimum score of boxes from a
             detections file. max_det: boxes per image (default 100 for the detector, 300 for ``yolo:`` models).
         annotations: COCO keypoint annotation JSON path (or loaded ``CocoKeypointData``) for ``boxes="gt"``.
+        backend: ``"auto"`` (default), ``"torch"`` or ``"onnxruntime"``: what runs the pose network
+            (:mod:`kanpose_cli.core.engine.backend`; ``auto`` is onnxruntime on CPU in fp32 with trained weights,
+            torch otherwise; a ready ``PoseModel`` object stays on its own network unless a backend is named).
 
     Attributes:
         name: the pose model (``"amfacpose-r18-256x192"``, ``"yolo:yolo11n-pose.pt"``). weights_label: its weights.
         keypoints: the :class:`~kanpose_cli.core.keypoints.KeypointSet` of the results (COCO-17).
         box_source: the :class:`~kanpose_cli.core.detect.boxes.BoxSource` (None for ``yolo:`` models).
         boxes_label: where the boxes come from, for logs and output headers. random_weights: untrained weights.
+        backend: what runs the pose network: ``torch``, ``onnxruntime <execution provider>`` or ``ultralytics``.
         aspect_ratio: crop width / height (0.75 for a ``yolo:`` model, as the COCO protocol assumes).
         skipped: ``(path, reason)`` of the frames the last :meth:`stream` could not read.
         timings: :class:`~kanpose_cli.core.engine.timing.StageTimes`, seconds per stage: reset by each :meth:`run`
@@ -115,13 +119,15 @@ class PoseEstimator:
 
     Raises:
         UsageError: contradicting options (``weights`` / ``boxes`` / ``detector`` with a ``yolo:`` model), unknown
-            model or box source. WeightsError: weights missing or mismatched. DeviceError: device unavailable.
+            model, box source or backend; ``backend="onnxruntime"`` with ``half``. WeightsError: weights missing or
+            mismatched. DeviceError: device unavailable. KanposeError: ``backend="onnxruntime"`` and the export
+            failed.
         InputError: unreadable detections or annotation file.
 
     Example::
 
         from kanpose_cli import PoseEstimator
-        est = PoseEstimator()                        # amfacpose-r18-256x192 + YOLO11n person boxes, CPU
+        est = PoseEstimator()                        # amfacpose-r18-128x96 + YOLO11n person boxes, CPU
         result = est("bus.jpg")                      # PoseResult: keypoints (N, 17, 2) image pixels, x before y
         for r in est.stream("clip.mp4", track=True, smooth=True):
             print(r.frame_index, r.track_ids, r.keypoints.shape)
@@ -130,7 +136,8 @@ class PoseEstimator:
     def __init__(self, model=None, weights: str | None = None, detector: str | None = None,
                  boxes: str | None = None, *, device="cpu", half: bool = False, flip: bool = False,
                  batch: int = 32, conf: float = 0.25, iou: float = 0.7, det_imgsz: int = 640,
-                 box_thr: float | None = None, max_det: int | None = None, annotations=None):
+                 box_thr: float | None = None, max_det: int | None = None, annotations=None,
+                 backend: str = "auto"):
         from kanpose_cli.core.device import select_device
 
         self.device = select_device(str(device), half)
@@ -146,6 +153,8 @@ class PoseEstimator:
                 if value is not None:
                     raise UsageError(f"{option} does not apply to yolo: models (they find their own people and "
                                      f"keypoints); use --model yolo:PATH")
+            if backend != "auto":
+                raise UsageError("--backend does not apply to yolo: models (ultralytics runs them)")
             from kanpose_cli.core.detect.yolo import YoloPoseEstimator
 
             try:
@@ -154,12 +163,14 @@ class PoseEstimator:
             except WeightsError as exc:
                 raise WeightsError(str(exc).replace("--detector PATH", "--model yolo:PATH")) from None
             self.name = f"{YOLO_PREFIX}{self.yolo.weights.name}"
+            self.backend = "ultralytics"
             self.weights_label = str(self.yolo.weights)
             self.keypoints = self.yolo.keypoints
             self.flip, self.input_size, self.aspect_ratio = False, None, 0.75
             self.boxes_label = f"own (YOLO pose boxes, conf ≥ {conf:g})"
         else:
             from kanpose_cli.core.detect.boxes import make_box_source
+            from kanpose_cli.core.engine.backend import apply_backend, backend_name
             from kanpose_cli.core.engine.pipeline import TopDownPipeline
 
             from kanpose_cli.core.weights import load_pose_model
@@ -168,8 +179,11 @@ class PoseEstimator:
                 if weights is not None:
                     raise UsageError("weights cannot be given with a ready PoseModel object")
                 self.pose_model = model
+                if backend != "auto":  # a ready object stays as given unless a backend is named
+                    self.pose_model = apply_backend(model, backend, self.device, half)
             else:
-                self.pose_model = load_pose_model(model, weights, self.device)
+                self.pose_model = apply_backend(load_pose_model(model, weights, self.device), backend, self.device,
+                                                half)
             self.box_source = make_box_source(boxes, detector, conf=conf, iou=iou, imgsz=det_imgsz,
                                               device=str(self.device), half=half, file_thr=box_thr,
                                               max_det=max_det or 100, annotations=annotations)
@@ -177,6 +191,7 @@ class PoseEstimator:
                                             batch_size=self.batch)
             self.name = self.pose_model.name
             self.weights_label = getattr(self.pose_model, "weights_label", "?")
+            self.backend = backend_name(self.pose_model)
             self.keypoints = self.pose_model.keypoints
             self.flip = bool(flip)
             self.input_size = tuple(self.pose_model.input_size)

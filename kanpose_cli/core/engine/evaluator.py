@@ -375,10 +375,10 @@ def score_existing(data: CocoKeypointData, dets: list[dict], results_file, run_d
 
 def make_estimator(model=None, weights=None, boxes: str | None = None, detector: str | None = None,
                    annotations=None, device="cpu", flip: bool = True, batch: int = 32,
-                   det_conf: float = DEFAULT_DET_CONF, box_thr: float = 0.0):
+                   det_conf: float = DEFAULT_DET_CONF, box_thr: float = 0.0, backend: str = "auto"):
     """The :class:`~kanpose_cli.core.engine.estimator.PoseEstimator` of ``kanpose eval coco``: boxes ``gt`` unless
     told otherwise (``yolo:`` models find their own), the detector at confidence ``det_conf``, detections-file boxes
-    with score ≥ ``box_thr``, the flip test on.
+    with score ≥ ``box_thr``, the flip test on, the pose network on ``backend``.
 
     Raises:
         As :class:`~kanpose_cli.core.engine.estimator.PoseEstimator`.
@@ -388,11 +388,12 @@ def make_estimator(model=None, weights=None, boxes: str | None = None, detector:
     if boxes is None and not is_yolo_model(model):
         boxes = "gt"
     return PoseEstimator(model, weights, detector, boxes, device=device, flip=flip, batch=batch, conf=det_conf,
-                         box_thr=box_thr, annotations=annotations)
+                         box_thr=box_thr, annotations=annotations, backend=backend)
 
 
 def estimator_settings(estimator) -> dict:
-    """What an evaluation records about its estimator: model, weights, box source, flip, input size, device."""
+    """What an evaluation records about its estimator: model, weights, box source, flip, input size, device,
+    backend."""
     if estimator.yolo is not None:
         y = estimator.yolo
         return {"model": estimator.name, "weights": estimator.weights_label, "boxes": estimator.boxes_label,
@@ -402,7 +403,7 @@ def estimator_settings(estimator) -> dict:
     return {"model": estimator.name, "weights": estimator.weights_label,
             "boxes": estimator.box_source.description, "flip": bool(estimator.flip),
             "input_size": list(model.input_size), "udp": bool(model.spec.udp), "device": str(estimator.device),
-            "batch_size": estimator.batch, "box_thr": estimator.box_thr}
+            "backend": estimator.backend, "batch_size": estimator.batch, "box_thr": estimator.box_thr}
 
 
 def describe(estimator, ann_file, n_images: int) -> dict:
@@ -411,7 +412,7 @@ def describe(estimator, ann_file, n_images: int) -> dict:
     size = "640 (letterbox)" if estimator.yolo is not None else "×".join(map(str, s["input_size"]))
     flip = "n/a (one-stage model)" if estimator.yolo is not None else ("on" if s["flip"] else "off")
     return {"model": s["model"], "weights": s["weights"], "boxes": s["boxes"], "flip": flip, "input size": size,
-            "device": s["device"], "data": f"{ann_file} ({n_images} images)"}
+            "device": s["device"], "backend": estimator.backend, "data": f"{ann_file} ({n_images} images)"}
 
 
 def evaluate(estimator, ann_file, images_dir, image_ids: list[int] | None = None, results_file=None,

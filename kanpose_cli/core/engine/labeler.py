@@ -141,7 +141,7 @@ def label_images(frames: Iterable, teacher, source_root: Path | None, box_thr: f
 
 def make_teacher(teacher: str | None = None, model: str | None = None, weights: str | None = None,
                  detector: str | None = None, boxes: str | None = None, device: str = "cpu", flip: bool = True,
-                 batch: int = 32, conf: float = 0.25, box_thr: float = 0.5):
+                 batch: int = 32, conf: float = 0.25, box_thr: float = 0.5, backend: str = "auto"):
     """The teacher :class:`~kanpose_cli.core.engine.estimator.PoseEstimator` of ``kanpose label``.
 
     Args:
@@ -150,6 +150,7 @@ def make_teacher(teacher: str | None = None, model: str | None = None, weights: 
             image is one person).
         conf, box_thr: the box source keeps boxes scoring at least ``min(conf, box_thr)``; labelling then drops
             persons below ``box_thr``.
+        backend: what runs a kanpose teacher's pose network (:mod:`kanpose_cli.core.engine.backend`).
 
     Raises:
         UsageError: a ``teacher`` that is not ``yolo:NAME``, or one combined with ``model`` / ``weights``; as
@@ -166,7 +167,7 @@ def make_teacher(teacher: str | None = None, model: str | None = None, weights: 
             raise UsageError("--teacher yolo:... cannot be combined with --model/--weights")
         model = teacher
     return PoseEstimator(model, weights, detector, boxes, device=device, flip=flip, batch=batch,
-                         conf=min(conf, box_thr))
+                         conf=min(conf, box_thr), backend=backend)
 
 
 def label_source(source: str):

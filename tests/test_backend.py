@@ -1,0 +1,113 @@
+"""``--backend auto|torch|onnxruntime`` (core/engine/backend.py): the cached ONNX export run by onnxruntime gives
+the keypoints of torch on real images, one export serves later runs, other weights get their own file, and the
+rules of ``auto`` and the errors hold."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from kanpose_cli.cli.app import app
+from kanpose_cli.core.errors import UsageError
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty kanpose cache for the test (``KANPOSE_HOME``)."""
+    home = tmp_path / "kanpose-home"
+    monkeypatch.setenv("KANPOSE_HOME", str(home))
+    return home
+
+
+def test_auto_is_onnxruntime_on_cpu_and_matches_torch_on_real_images(coco_mini, cache):
+    from kanpose_cli import PoseEstimator
+    from kanpose_cli.core.data.coco import CocoKeypointData
+    from kanpose_cli.core.data.sources import read_image
+    from kanpose_cli.core.weights.onnx import OnnxNet
+
+    data = CocoKeypointData(coco_mini / "annotations" / "person_keypoints_val2017.json", coco_mini / "val2017")
+    auto = PoseEstimator(boxes="gt", annotations=data, flip=True)
+    torch_est = PoseEstimator(boxes="gt", annotations=data, flip=True, backend="torch")
+    assert isinstance(auto.pose_model.net, OnnxNet) and not isinstance(torch_est.pose_model.net, OnnxNet)
+    assert auto.weights_label == torch_est.weights_label == "amfacpose-r18-128x96-coco-lsp.safetensors"
+    assert (auto.backend, torch_est.backend) == ("onnxruntime CPUExecutionProvider", "torch")
+    files = list((cache / "onnx").glob("*.onnx"))
+    assert [f.name[:len("amfacpose-r18-128x96-")] for f in files] == ["amfacpose-r18-128x96-"]
+    ids = [i for i in data.image_ids if data.coco.getAnnIds(imgIds=[i], iscrowd=False)][:8]  # images with people
+    images = [read_image(data.image(i).path) for i in ids]
+    paths = [str(data.image(i).path) for i in ids]
+    a, b = auto.predict(images, paths, ids), torch_est.predict(images, paths, ids)
+    assert sum(len(r) for r in a) >= 6
+    for ra, rb in zip(a, b):
+        assert ra.keypoints.shape == rb.keypoints.shape
+        if len(ra):  # original-image pixels: float rounding only, far inside the issue's 0.5 px
+            assert np.abs(ra.keypoints - rb.keypoints).max() < 0.05
+            assert np.abs(ra.keypoint_scores - rb.keypoint_scores).max() < 1e-4
+    mtime = files[0].stat().st_mtime_ns
+    again = PoseEstimator(detector="none")  # the same weights: the cached file, not a new export
+    assert isinstance(again.pose_model.net, OnnxNet)
+    assert list((cache / "onnx").glob("*.onnx")) == files and files[0].stat().st_mtime_ns == mtime
+
+
+def test_cache_key_follows_the_weights(cache):
+    from kanpose_cli.core.engine.backend import onnx_cache_path
+    from kanpose_cli.core.models import create_model
+
+    model = create_model("amfacpose-r18-128x96")
+    first = onnx_cache_path(model)
+    assert onnx_cache_path(model) == first and first.parent == cache / "onnx"
+    with torch.no_grad():
+        next(model.net.parameters()).view(-1)[0] += 1e-3
+    assert onnx_cache_path(model) != first and onnx_cache_path(model).name.startswith("amfacpose-r18-128x96-")
+
+
+def test_auto_rules_and_errors(tmp_path, cache):
+    from kanpose_cli import PoseEstimator
+    from kanpose_cli.core.engine.backend import resolve_backend
+    from kanpose_cli.core.models import create_model
+
+    model = create_model("amfacpose-r18-128x96")
+    model.weights_label = "mine.safetensors"
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_backend("auto", model, cpu, half=False) == "onnxruntime"
+    assert resolve_backend("auto", model, cuda, half=False) == "torch"
+    assert resolve_backend("auto", model, cpu, half=True) == "torch"
+    assert resolve_backend("torch", model, cpu, half=False) == "torch"
+    with pytest.raises(UsageError, match="unknown backend 'tensorrt'"):
+        resolve_backend("tensorrt", model, cpu, half=False)
+    with pytest.raises(UsageError, match="drop --half"):
+        resolve_backend("onnxruntime", model, cpu, half=True)
+    rnd = PoseEstimator(weights="random", detector="none")
+    assert rnd.weights_label == "RANDOM WEIGHTS (untrained)"  # auto keeps random weights on torch: nothing to cache
+    with pytest.raises(UsageError, match="does not apply to yolo"):
+        PoseEstimator("yolo:yolo11n-pose.pt", backend="torch")
+    ready = PoseEstimator(model, detector="none")  # a ready object stays as given under auto
+    assert ready.pose_model is model
+    onnx_file = PoseEstimator(model, detector="none", backend="onnxruntime").pose_model
+    with pytest.raises(UsageError, match="is an ONNX file"):
+        resolve_backend("torch", onnx_file, cpu, half=False)
+    assert not (cache / "onnx").exists() or all(p.suffix == ".onnx" for p in (cache / "onnx").iterdir())
+
+
+def test_cli_backend_onnxruntime_with_random_weights_and_a_bad_backend(tmp_path, cache):
+    import importlib.util
+    from pathlib import Path
+
+    image = tmp_path / "bus.jpg"
+    image.write_bytes((Path(importlib.util.find_spec("ultralytics").origin).parent / "assets" / "bus.jpg").read_bytes())
+    r = runner.invoke(app, ["predict", str(image), "--weights", "random", "--backend", "onnxruntime",
+                            "--detector", "none", "--no-save", "--save-dir", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    data = json.loads(next((tmp_path / "out" / "exp1").glob("*.json")).read_text())
+    assert data["weights"] == "RANDOM WEIGHTS (untrained)" and len(data["instances"]) == 1
+    assert "backend onnxruntime CPUExecutionProvider" in " ".join(r.stderr.split())
+    assert not (cache / "onnx").exists()  # random weights: a temporary file, nothing cached
+    r = runner.invoke(app, ["predict", str(image), "--weights", "random", "--backend", "tensorrt",
+                            "--save-dir", str(tmp_path / "out2")])
+    assert r.exit_code == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "unknown backend 'tensorrt'" in lines[0]
