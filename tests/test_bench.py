@@ -89,6 +89,28 @@ def test_bench_quick_rows_json_csv(tmp_path):
     assert {"decode_ms", "wait_ms", "detect_ms", "pose_ms"} <= set(table[0])
 
 
+def test_bench_onnxruntime_rows(tmp_path, monkeypatch):
+    """``--onnxruntime``: an ``onnxruntime`` model-only row beside every ``kanpose`` row (same params and MACs),
+    and a ``kanpose-onnxruntime`` end-to-end row that finds the same people as the torch row."""
+    monkeypatch.setenv("KANPOSE_HOME", str(tmp_path / "home"))
+    name = _small_model()
+    out = tmp_path / "bench"
+    res = runner.invoke(app, ["bench", "--quick", "--models", name, "--threads", "1", "--onnxruntime", "--no-peers",
+                              "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads((out / "bench.json").read_text())["rows"]
+    model_rows = {(r["impl"], r["batch"]): r for r in rows if r["section"] == "model"}
+    assert set(model_rows) == {(impl, b) for impl in ("kanpose", "onnxruntime") for b in (1, 2)}
+    for b in (1, 2):
+        ort, pt = model_rows[("onnxruntime", b)], model_rows[("kanpose", b)]
+        assert ort["status"] == "ok" and ort["p50_ms"] > 0 and ort["throughput"] > 0
+        assert (ort["params"], ort["gmacs"]) == (pt["params"], pt["gmacs"])
+    e2e = {r["impl"]: r for r in rows if r["section"] == "e2e" and r["model"] == name}
+    assert e2e["kanpose-onnxruntime"]["status"] == "ok"
+    assert e2e["kanpose-onnxruntime"]["persons"] == e2e["kanpose"]["persons"]
+    assert len(list((tmp_path / "home" / "onnx").glob(f"{name}-*.onnx"))) == 1  # exported once, for both sections
+
+
 def test_bench_cli_errors():
     res = runner.invoke(app, ["bench", "--models", "nope-model", "--quick"])
     assert res.exit_code == 2 and "nope-model" in res.output

@@ -56,6 +56,9 @@ def test_readme_main_command_runs_verbatim_on_a_fresh_home(tmp_path):
     assert [p.name for p in work.iterdir()] == ["runs"]
     assert [p.relative_to(home).as_posix() for p in home.iterdir()] == [".cache"]
     assert [p.name for p in (home / ".cache").iterdir()] == ["kanpose"]
+    # --backend auto on CPU: the shipped model exported to ONNX once, into the cache, and run by onnxruntime
+    assert len(list((home / ".cache" / "kanpose" / "onnx").glob("amfacpose-r18-128x96-*.onnx"))) == 1
+    assert "backend onnxruntime CPUExecutionProvider" in " ".join(proc.stderr.split())
 
 
 def readme_python_example() -> str:

@@ -42,6 +42,10 @@ def bench(
         "--plain", help="Also time every kanpose network as built (impl kanpose-plain), interleaved with the "
         "inference copy predict runs (impl kanpose: BatchNorm folded into the convs, CPU micro-batches).",
         rich_help_panel="Performance")] = False,
+    onnxruntime: Annotated[bool, typer.Option(
+        "--onnxruntime", help="Also time every kanpose network exported to ONNX and run by onnxruntime (impl "
+        "onnxruntime; CPU fp32; what predict's --backend auto runs on CPU), interleaved with the others, and end "
+        "to end a kanpose-onnxruntime row per model.", rich_help_panel="Performance")] = False,
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the networks (slow first call).",
                                            rich_help_panel="Performance")] = False,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads (torch.set_num_threads); "
@@ -82,7 +86,7 @@ def bench(
 
     names = B.resolve_models(models)
     settings = B.make_settings(device, batch, precision, channels_last, compile_, threads, warmup, iters, max_time,
-                               quick, plain)
+                               quick, plain, onnxruntime)
     dev, batches, precisions = settings.device, settings.batches, settings.precisions
     warning = B.busy_warning(settings)
     if warning:
@@ -92,6 +96,7 @@ def bench(
                   f"batches {','.join(map(str, batches))} · {','.join(precisions)}"
                   f"{' · channels-last' if channels_last else ''}{' · compile' if compile_ else ''}"
                   f"{' · quick' if quick else ''}{' · plain too' if plain else ''}"
+                  f"{' · onnxruntime too' if onnxruntime else ''}"
                   + (f" · end to end on {desc}" if imgs else " · no end-to-end"))
 
     def on_row(r):

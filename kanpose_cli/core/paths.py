@@ -44,8 +44,11 @@ def cache_dir() -> Path:
 
 def keep_third_party_files_in_cache() -> None:
     """Point ultralytics' settings and matplotlib's config/font cache into the kanpose cache (``YOLO_CONFIG_DIR``,
-    ``MPLCONFIGDIR``), unless the user set them, so that kanpose writes nothing to ``~/.config`` or the working
-    directory. Call before importing ultralytics or matplotlib (ultralytics < 8.4 imports matplotlib itself)."""
+    ``MPLCONFIGDIR``), and keep onnxruntime from writing its telemetry device id to
+    ``~/.cache/Microsoft/DeveloperTools`` (``ORT_DISABLE_TELEMETRY=1``), unless the user set them, so that kanpose
+    writes nothing to ``~/.config``, ``~/.cache`` outside its own folder, or the working directory. Call before
+    importing ultralytics, matplotlib or onnxruntime (ultralytics < 8.4 imports matplotlib itself)."""
     root = cache_dir()
     os.environ.setdefault("YOLO_CONFIG_DIR", str(root / "ultralytics"))
     os.environ.setdefault("MPLCONFIGDIR", str(root / "matplotlib"))
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")

@@ -27,6 +27,7 @@ What is timed (stated in every result):
 
 from __future__ import annotations
 
+import copy
 import csv
 import datetime as _dt
 import fnmatch
@@ -44,6 +45,7 @@ import torch
 
 from kanpose_cli import __version__
 from kanpose_cli.core.errors import DeviceError, InputError, UsageError
+from kanpose_cli.core.engine.timing import StageTimes
 from kanpose_cli.core.io import atomic_path, write_json_atomic
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -81,6 +83,9 @@ class BenchSettings:
         quick: the few-iteration mode for tests/CI.
         plain: also time each kanpose network as built (no inference preparation) as impl ``kanpose-plain``,
             interleaved with the prepared one (impl ``kanpose``: BN folded, CPU micro-batches — what predict runs).
+        onnxruntime: also time each kanpose network exported to ONNX and run by onnxruntime (impl ``onnxruntime``,
+            fp32 on CPU only, interleaved with the others; what ``--backend auto`` runs on CPU), and end to end a
+            second row per model on that backend.
     """
 
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -96,6 +101,7 @@ class BenchSettings:
     e2e_passes: int = 1
     quick: bool = False
     plain: bool = False
+    onnxruntime: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -106,7 +112,7 @@ class BenchSettings:
 def make_settings(device: str = "cpu", batch: str | None = None, precision: str | None = None,
                   channels_last: bool = False, compile: bool = False, threads: int | None = None,
                   warmup: int | None = None, iters: int | None = None, max_time: float | None = None,
-                  quick: bool = False, plain: bool = False) -> BenchSettings:
+                  quick: bool = False, plain: bool = False, onnxruntime: bool = False) -> BenchSettings:
     """The settings of ``kanpose bench`` from its options; None takes the default for the device.
 
     Defaults: batches 1,8 on CPU and 1,8,32,64 on CUDA (1,2 with ``quick``); precision fp32 on CPU, fp32,fp16,bf16
@@ -128,7 +134,7 @@ def make_settings(device: str = "cpu", batch: str | None = None, precision: str 
         iters=iters if iters is not None else (3 if quick else (20 if not cuda else 100)),
         min_iters=1 if quick else 3,
         max_seconds=max_time if max_time is not None else (1.0 if quick else (8.0 if not cuda else 5.0)),
-        threads=threads or torch.get_num_threads(), quick=quick, plain=plain)
+        threads=threads or torch.get_num_threads(), quick=quick, plain=plain, onnxruntime=onnxruntime)
 
 
 def busy_warning(settings: BenchSettings) -> str | None:
@@ -461,6 +467,15 @@ def hf_vitpose_twin(model) -> tuple[torch.nn.Module, float]:
     return hf, float(diff)
 
 
+def _onnxruntime_run(model) -> Callable[[torch.Tensor], object]:
+    """The forward of ``model``'s network exported to ONNX (cached, :mod:`kanpose_cli.core.engine.backend`) and
+    run by onnxruntime on CPU; ``model`` itself stays as it is (a copy is exported)."""
+    from kanpose_cli.core.engine.backend import to_onnxruntime
+
+    net = to_onnxruntime(copy.deepcopy(model), "cpu").net
+    return lambda x: net(x)
+
+
 def bench_models(names: list[str], settings: BenchSettings, peers: bool = True,
                  peak: Callable[[str], float | None] = lambda p: None,
                  on_row: Callable[[BenchRow], None] | None = None, notes: list[str] | None = None) -> list[BenchRow]:
@@ -508,6 +523,12 @@ def bench_models(names: list[str], settings: BenchSettings, peers: bool = True,
                     runs.append((impl, make_run(prepare_network(net, settings, precision, size))))
                 except Exception as exc:  # noqa: BLE001 - report and go on
                     emit(BenchRow("model", name, impl, precision, 0, params, macs / 1e9, status="failed",
+                                  note=f"{type(exc).__name__}: {exc}"[:200]))
+            if settings.onnxruntime and precision == "fp32" and settings.device.type == "cpu":
+                try:
+                    runs.append(("onnxruntime", _onnxruntime_run(model)))
+                except Exception as exc:  # noqa: BLE001 - report and go on
+                    emit(BenchRow("model", name, "onnxruntime", precision, 0, params, macs / 1e9, status="failed",
                                   note=f"{type(exc).__name__}: {exc}"[:200]))
             for batch in settings.batches:
                 try:
@@ -590,6 +611,20 @@ def _e2e_row(name: str, impl: str, seconds: float, images: int, persons: int, no
     return row
 
 
+def _time_images(est, images: list[tuple[str, np.ndarray]], passes: int, device: torch.device) -> tuple[float, int]:
+    """``(seconds, persons)`` of ``est`` on every in-memory image, ``passes`` times, after one warm-up image;
+    ``est.timings`` holds the stages of the timed passes."""
+    est(images[0][1])  # warm-up
+    persons = 0
+    est.timings = StageTimes()
+    t = time.perf_counter()
+    for _ in range(passes):
+        for _path, img in images:
+            persons += len(est(img))
+    _sync(device)
+    return time.perf_counter() - t, persons
+
+
 def bench_end_to_end(names: list[str], images: list[tuple[str, np.ndarray]], settings: BenchSettings,
                      detector_weights: str | None = None, peers: bool = True, pose_batch: int = 32,
                      on_row: Callable[[BenchRow], None] | None = None) -> list[BenchRow]:
@@ -610,7 +645,6 @@ def bench_end_to_end(names: list[str], images: list[tuple[str, np.ndarray]], set
     from kanpose_cli.core.detect.boxes import make_box_source
     from kanpose_cli.core.detect.yolo import DEFAULT_DETECTOR
     from kanpose_cli.core.engine.estimator import YOLO_PREFIX, PoseEstimator
-    from kanpose_cli.core.engine.timing import StageTimes
     from kanpose_cli.core.models import create_model
     from kanpose_cli.core.models.complexity import count_params
     from kanpose_cli.core.models.info import model_complexity
@@ -649,17 +683,20 @@ def bench_end_to_end(names: list[str], images: list[tuple[str, np.ndarray]], set
         impl = "kanpose"
         try:
             est = PoseEstimator(model, detector=detector_weights, device=settings.device, batch=pose_batch)
-            est(images[0][1])  # warm-up
-            persons = 0
-            est.timings = StageTimes()
-            t = time.perf_counter()
-            for _ in range(passes):
-                for _path, img in images:
-                    persons += len(est(img))
-            _sync(settings.device)
-            emit(_e2e_row(name, impl, time.perf_counter() - t, len(images) * passes, persons,
+            seconds, persons = _time_images(est, images, passes, settings.device)
+            emit(_e2e_row(name, impl, seconds, len(images) * passes, persons,
                           f"{est.boxes_label} + {name} (batch ≤ {pose_batch})", params, macs / 1e9,
                           stages=est.timings, measured=("detect", "pose")))
+            if settings.onnxruntime and settings.device.type == "cpu":
+                impl = "kanpose-onnxruntime"
+                ort = PoseEstimator(copy.deepcopy(model), detector=detector_weights, device=settings.device,
+                                    batch=pose_batch, backend="onnxruntime")
+                seconds, persons = _time_images(ort, images, passes, settings.device)
+                emit(_e2e_row(name, impl, seconds, len(images) * passes, persons,
+                              f"{ort.boxes_label} + {name} on {ort.backend} (batch ≤ {pose_batch})", params,
+                              macs / 1e9, stages=ort.timings, measured=("detect", "pose")))
+                del ort
+                impl = "kanpose"
             impl = "kanpose-loop"
             persons, stages = 0, StageTimes()
             t = time.perf_counter()

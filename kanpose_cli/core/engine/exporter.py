@@ -340,7 +340,9 @@ def check_onnx_parity(model: PoseModel, onnx_path: str | Path, crops_rgb: np.nda
         crops_rgb: (N, H, W, 3) uint8 RGB crops (real people: see :func:`gt_crops` / :func:`detector_crops`).
         tol_px: the pass threshold on decoded keypoints, crop pixels.
     """
-    import onnxruntime as ort
+    from kanpose_cli.core.weights.onnx import import_onnxruntime
+
+    ort = import_onnxruntime()
 
     meta = read_onnx_meta(onnx_path)
     decode = bool(meta.get("decode"))

@@ -17,8 +17,18 @@ import torch.nn as nn
 
 from kanpose_cli.core.errors import DeviceError, UsageError, WeightsError
 from kanpose_cli.core.models.registry import PoseModel
+from kanpose_cli.core.paths import keep_third_party_files_in_cache
 from kanpose_cli.core.weights.card import ModelCard, read_model_card
 from kanpose_cli.core.weights.checkpoint import model_from_card
+
+
+def import_onnxruntime():
+    """``onnxruntime``, imported after :func:`~kanpose_cli.core.paths.keep_third_party_files_in_cache` (so that it
+    writes nothing outside the kanpose cache)."""
+    keep_third_party_files_in_cache()
+    import onnxruntime
+
+    return onnxruntime
 
 
 def onnx_providers(device: torch.device | str) -> list[str]:
@@ -27,7 +37,7 @@ def onnx_providers(device: torch.device | str) -> list[str]:
     Raises:
         DeviceError: CUDA asked for but onnxruntime has no ``CUDAExecutionProvider`` (onnxruntime-gpu missing).
     """
-    import onnxruntime as ort
+    ort = import_onnxruntime()
 
     dev = torch.device(device)
     if dev.type == "cpu":
@@ -62,7 +72,7 @@ class OnnxNet(nn.Module):
 
     def __init__(self, path: str | Path, device: torch.device | str = "cpu", decode_in_graph: bool = False):
         super().__init__()
-        import onnxruntime as ort
+        ort = import_onnxruntime()
 
         self.path, self.device, self.decode_in_graph = Path(path), torch.device(device), bool(decode_in_graph)
         so = ort.SessionOptions()
