@@ -44,6 +44,16 @@ def test_resolve_models_patterns_and_errors():
         parse_precisions("fp32,fp16", torch.device("cpu"))
 
 
+def test_bf16_on_cpu_only_with_native_bf16(monkeypatch):
+    from kanpose_cli.core.engine import benchmark as B
+
+    monkeypatch.setattr(B, "cpu_has_bf16", lambda: True)
+    assert B.parse_precisions("fp32,bf16", torch.device("cpu")) == ["fp32", "bf16"]
+    monkeypatch.setattr(B, "cpu_has_bf16", lambda: False)
+    with pytest.raises(DeviceError, match="AVX-512 BF16 or AMX"):
+        B.parse_precisions("bf16", torch.device("cpu"))
+
+
 def test_bench_quick_rows_json_csv(tmp_path):
     """Quick mode, one model + peers, end to end on one bundled sample image: sane rows, the stage split of the
     end-to-end rows (in memory, and the predict loop on the file) and both files."""

@@ -34,8 +34,9 @@ def bench(
         "--batch", help="Batch sizes of the model-only sweep; default 1,8 on CPU, 1,8,32,64 on CUDA (an "
         "out-of-memory batch is reported and larger ones skipped).", rich_help_panel="Performance")] = None,
     precision: Annotated[Optional[str], typer.Option(
-        "--precision", help="fp32, fp16, bf16 (comma-separated; fp16/bf16 need CUDA). Default: fp32 on CPU, "
-        "fp32,fp16,bf16 on CUDA.", rich_help_panel="Performance")] = None,
+        "--precision", help="fp32, fp16, bf16 (comma-separated; fp16 needs CUDA, bf16 CUDA or a CPU with "
+        "AVX-512 BF16 / AMX, timed as a network cast to bf16). Default: fp32 on CPU, fp32,fp16,bf16 on CUDA.",
+        rich_help_panel="Performance")] = None,
     channels_last: Annotated[bool, typer.Option("--channels-last", help="NHWC memory format.",
                                                 rich_help_panel="Performance")] = False,
     plain: Annotated[bool, typer.Option(

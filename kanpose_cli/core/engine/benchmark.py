@@ -239,14 +239,27 @@ def parse_int_list(text: str, what: str = "--batch") -> list[int]:
 
 
 def parse_precisions(text: str, device: torch.device) -> list[str]:
-    """``"fp32,fp16"`` -> list. Raises UsageError (unknown) or DeviceError (fp16/bf16 without CUDA)."""
+    """``"fp32,fp16"`` -> list. Raises UsageError (unknown) or DeviceError (fp16 without CUDA; bf16 on a CPU
+    without AVX-512 BF16 or AMX, where torch would emulate it)."""
     out = [p.strip().lower() for p in text.split(",") if p.strip()]
     bad = [p for p in out if p not in PRECISIONS]
     if bad or not out:
         raise UsageError(f"--precision: unknown {', '.join(bad) or '(none)'}; choose from {', '.join(PRECISIONS)}")
-    if device.type != "cuda" and any(p != "fp32" for p in out):
-        raise DeviceError("--precision fp16/bf16 needs a CUDA device; use --precision fp32 on CPU")
+    if device.type != "cuda" and "fp16" in out:
+        raise DeviceError("--precision fp16 needs a CUDA device; use --precision fp32 or bf16 on CPU")
+    if device.type != "cuda" and "bf16" in out and not cpu_has_bf16():
+        raise DeviceError("--precision bf16 on CPU needs AVX-512 BF16 or AMX (not found in /proc/cpuinfo)")
     return out
+
+
+def cpu_has_bf16() -> bool:
+    """Whether the CPU has native bf16 arithmetic (``avx512_bf16`` or ``amx_bf16`` in ``/proc/cpuinfo``; False
+    where that file does not exist)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _cpu_name() -> str:
@@ -286,10 +299,10 @@ def environment_info(device: torch.device, threads: int) -> dict:
     }
 
 
-def measure_cpu_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """Measured fp32 matmul rate in GFLOP/s with the current torch thread count: best of ``repeats`` runs of an
-    ``n × n`` by ``n × n`` product (2·n³ FLOPs), after one warm-up."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def measure_cpu_peak_gflops(n: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """Measured matmul rate in GFLOP/s with the current torch thread count: best of ``repeats`` runs of an
+    ``n × n`` by ``n × n`` product (2·n³ FLOPs) in ``dtype``, after one warm-up."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     torch.mm(a, b)
     best = float("inf")
     for _ in range(repeats):
@@ -745,12 +758,14 @@ def run_benchmark(names: list[str], settings: BenchSettings, images: list[tuple[
     if settings.device.type == "cpu":
         if on_stage:
             on_stage("measuring the CPU fp32 matmul peak")
-        cpu_peak = measure_cpu_peak_gflops(1024 if settings.quick else 2048, 3 if settings.quick else 5)
-        env["peak_tflops"] = {"fp32": cpu_peak / 1e3}
-        env["peak_source"] = f"measured fp32 torch.mm 2048² with {settings.threads} threads"
+        n, repeats = (1024, 3) if settings.quick else (2048, 5)
+        env["peak_tflops"] = {p: measure_cpu_peak_gflops(n, repeats, PRECISIONS[p]) / 1e3 for p in settings.precisions
+                              if p in ("fp32", "bf16")}
+        env["peak_tflops"].setdefault("fp32", measure_cpu_peak_gflops(n, repeats) / 1e3)
+        env["peak_source"] = f"measured torch.mm {n}² per precision with {settings.threads} threads"
 
         def peak(p):
-            return cpu_peak / 1e3 if p == "fp32" else None
+            return env["peak_tflops"].get(p)
     else:
         dname = env["device_name"]
         env["peak_tflops"] = {p: gpu_peak_tflops(dname, p) for p in settings.precisions}
