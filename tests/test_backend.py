@@ -111,3 +111,22 @@ def test_cli_backend_onnxruntime_with_random_weights_and_a_bad_backend(tmp_path,
     assert r.exit_code == 2
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "unknown backend 'tensorrt'" in lines[0]
+
+
+def test_the_detector_follows_the_backend_on_cpu(cache):
+    """``auto`` runs the YOLO person detector as ultralytics' ONNX export (cached once) with the boxes of the
+    ``.pt`` to float rounding; ``torch`` keeps the ``.pt``."""
+    import importlib.util
+    from pathlib import Path
+
+    from kanpose_cli import PoseEstimator
+    from kanpose_cli.core.data.sources import read_image
+
+    bus = read_image(Path(importlib.util.find_spec("ultralytics").origin).parent / "assets" / "bus.jpg")
+    auto, plain = PoseEstimator(weights="random"), PoseEstimator(weights="random", backend="torch")
+    assert auto.box_source.detector.backend == "onnxruntime" and plain.box_source.detector.backend == "torch"
+    assert auto.backend == "torch (detector onnxruntime)"  # random pose weights stay on torch
+    assert [p.name[:len("yolo11n-pose-")] for p in (cache / "onnx").glob("*.onnx")] == ["yolo11n-pose-"]
+    (a, sa), (b, sb) = auto.box_source([bus], [""], [None])[0], plain.box_source([bus], [""], [None])[0]
+    assert len(a) == len(b) == 4  # the four people of bus.jpg
+    assert np.abs(a - b).max() < 0.05 and np.abs(sa - sb).max() < 1e-3  # pixels; scores

@@ -64,6 +64,7 @@ class DetectorBoxes:
     Args:
         weights: YOLO weights name or path. conf: minimum box score in [0, 1]. iou: NMS IoU. imgsz: input size in
             pixels (long side). device: torch device string. half: FP16 (CUDA). max_det: boxes per image.
+        backend, fallback: see :class:`~kanpose_cli.core.detect.yolo.YoloPersonDetector`.
 
     Raises:
         WeightsError: weights not found or not loadable.
@@ -73,11 +74,12 @@ class DetectorBoxes:
     needs_images = True
 
     def __init__(self, weights: str = DEFAULT_DETECTOR, conf: float = 0.25, iou: float = 0.7, imgsz: int = 640,
-                 device: str = "cpu", half: bool = False, max_det: int = 100):
+                 device: str = "cpu", half: bool = False, max_det: int = 100, backend: str = "torch",
+                 fallback: bool = False):
         from kanpose_cli.core.detect.yolo import YoloPersonDetector
 
         self.detector = YoloPersonDetector(weights, conf=conf, iou=iou, imgsz=imgsz, device=str(device), half=half,
-                                           max_det=max_det)
+                                           max_det=max_det, backend=backend, fallback=fallback)
         self.name = self.detector.name
         self.description = f"detector {self.detector.weights.name} (conf ≥ {conf:g})"
 
@@ -173,7 +175,8 @@ def parse_box_spec(boxes: str | Path | None = None, detector: str | None = None)
 
 def make_box_source(boxes: str | Path | None = None, detector: str | None = None, *, conf: float = 0.25,
                     iou: float = 0.7, imgsz: int = 640, device: str = "cpu", half: bool = False,
-                    file_thr: float | None = None, max_det: int = 100, annotations=None) -> BoxSource:
+                    file_thr: float | None = None, max_det: int = 100, annotations=None,
+                    backend: str = "torch", fallback: bool = False) -> BoxSource:
     """The box source for ``--boxes`` / ``--detector`` (vocabulary in the module docstring).
 
     Args:
@@ -183,6 +186,8 @@ def make_box_source(boxes: str | Path | None = None, detector: str | None = None
         file_thr: minimum score of boxes from a detections file (default ``conf``).
         annotations: for ``gt``, a :class:`~kanpose_cli.core.data.coco.CocoKeypointData` or the path of a COCO
             keypoint annotation JSON.
+        backend, fallback: what runs the detector (``torch`` / ``onnxruntime``), see
+            :class:`~kanpose_cli.core.detect.yolo.YoloPersonDetector`.
 
     Raises:
         UsageError: unknown ``boxes`` value, or ``gt`` without annotations.
@@ -202,4 +207,5 @@ def make_box_source(boxes: str | Path | None = None, detector: str | None = None
         return GtBoxes(annotations)
     if kind == "file":
         return FileBoxes(value, conf if file_thr is None else file_thr)
-    return DetectorBoxes(value, conf=conf, iou=iou, imgsz=imgsz, device=device, half=half, max_det=max_det)
+    return DetectorBoxes(value, conf=conf, iou=iou, imgsz=imgsz, device=device, half=half, max_det=max_det,
+                         backend=backend, fallback=fallback)

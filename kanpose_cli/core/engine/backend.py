@@ -10,6 +10,8 @@
   the same weights, and other weights or another kanpose get their own file. Pre-processing, the flip test and the
   codec's decoding stay kanpose's own code, so keypoints match torch to float rounding (measured: see
   ``docs/benchmarks.md``). Writes are atomic: an interrupted export leaves no file behind.
+The YOLO person detector follows the same choice on CPU (:func:`detector_backend`).
+
 - ``auto`` (default): ``onnxruntime`` where it was measured faster, i.e. on CPU in fp32 with trained weights;
   ``torch`` on CUDA (onnxruntime-gpu is not a dependency), with ``--half``, for a file that is already ``.onnx``,
   and for ``--weights random`` (nothing worth caching). If the export fails, ``auto`` says so in one warning and
@@ -122,6 +124,13 @@ def _export_and_load(model: PoseModel, path: Path, device, load) -> PoseModel:
         path.parent.mkdir(parents=True, exist_ok=True)
         export_onnx(model, path)
     return load(path, expected_model=model.name, device=device)
+
+
+def detector_backend(backend: str, device: torch.device, half: bool) -> str:
+    """What runs the YOLO person detector under ``backend``: ``onnxruntime`` for ``auto`` / ``onnxruntime`` on CPU
+    without ``half`` (ultralytics' own ONNX export, cached: :func:`kanpose_cli.core.detect.yolo.onnx_detector`),
+    ``torch`` otherwise (on CUDA the detector stays PyTorch: onnxruntime-gpu is not a dependency)."""
+    return "onnxruntime" if backend in ("auto", "onnxruntime") and device.type == "cpu" and not half else "torch"
 
 
 def apply_backend(model: PoseModel, backend: str, device: torch.device, half: bool) -> PoseModel:

@@ -102,15 +102,17 @@ class PoseEstimator:
             detections file. max_det: boxes per image (default 100 for the detector, 300 for ``yolo:`` models).
         annotations: COCO keypoint annotation JSON path (or loaded ``CocoKeypointData``) for ``boxes="gt"``.
         backend: ``"auto"`` (default), ``"torch"`` or ``"onnxruntime"``: what runs the pose network
-            (:mod:`kanpose_cli.core.engine.backend`; ``auto`` is onnxruntime on CPU in fp32 with trained weights,
-            torch otherwise; a ready ``PoseModel`` object stays on its own network unless a backend is named).
+            and the person detector (:mod:`kanpose_cli.core.engine.backend`; ``auto`` is onnxruntime on CPU in fp32
+            with trained weights, torch otherwise; the detector is onnxruntime on CPU for ``auto`` and
+            ``onnxruntime``; a ready ``PoseModel`` object stays on its own network unless a backend is named).
 
     Attributes:
         name: the pose model (``"amfacpose-r18-256x192"``, ``"yolo:yolo11n-pose.pt"``). weights_label: its weights.
         keypoints: the :class:`~kanpose_cli.core.keypoints.KeypointSet` of the results (COCO-17).
         box_source: the :class:`~kanpose_cli.core.detect.boxes.BoxSource` (None for ``yolo:`` models).
         boxes_label: where the boxes come from, for logs and output headers. random_weights: untrained weights.
-        backend: what runs the pose network: ``torch``, ``onnxruntime <execution provider>`` or ``ultralytics``.
+        backend: what runs the pose network: ``torch``, ``onnxruntime <execution provider>`` or ``ultralytics``,
+            and with the detector as box source what runs it (`` (detector onnxruntime)``).
         aspect_ratio: crop width / height (0.75 for a ``yolo:`` model, as the COCO protocol assumes).
         skipped: ``(path, reason)`` of the frames the last :meth:`stream` could not read.
         timings: :class:`~kanpose_cli.core.engine.timing.StageTimes`, seconds per stage: reset by each :meth:`run`
@@ -170,7 +172,7 @@ class PoseEstimator:
             self.boxes_label = f"own (YOLO pose boxes, conf ≥ {conf:g})"
         else:
             from kanpose_cli.core.detect.boxes import make_box_source
-            from kanpose_cli.core.engine.backend import apply_backend, backend_name
+            from kanpose_cli.core.engine.backend import apply_backend, backend_name, detector_backend
             from kanpose_cli.core.engine.pipeline import TopDownPipeline
 
             from kanpose_cli.core.weights import load_pose_model
@@ -186,12 +188,16 @@ class PoseEstimator:
                                                 half)
             self.box_source = make_box_source(boxes, detector, conf=conf, iou=iou, imgsz=det_imgsz,
                                               device=str(self.device), half=half, file_thr=box_thr,
-                                              max_det=max_det or 100, annotations=annotations)
+                                              max_det=max_det or 100, annotations=annotations,
+                                              backend=detector_backend(backend, self.device, half),
+                                              fallback=backend == "auto")
             self.pipeline = TopDownPipeline(self.pose_model, self.device, half=half, flip=flip,
                                             batch_size=self.batch)
             self.name = self.pose_model.name
             self.weights_label = getattr(self.pose_model, "weights_label", "?")
             self.backend = backend_name(self.pose_model)
+            if self.box_source.kind == "detector":
+                self.backend += f" (detector {self.box_source.detector.backend})"
             self.keypoints = self.pose_model.keypoints
             self.flip = bool(flip)
             self.input_size = tuple(self.pose_model.input_size)
