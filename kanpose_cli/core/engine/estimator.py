@@ -86,7 +86,7 @@ class PoseEstimator:
     """Human pose estimator: top-down (person boxes -> kanpose pose model) or a YOLO pose model end to end.
 
     Args:
-        model: a registered model name (``kanpose models``; default ``amfacpose-r18-256x192``, or the checkpoint's
+        model: a registered model name (``kanpose models``; default ``amfacpose-r18-128x96``, or the checkpoint's
             model), a ready :class:`~kanpose_cli.core.models.registry.PoseModel`, or ``"yolo:NAME"`` for an
             ultralytics pose model run end to end.
         weights: None (the model's shipped weights), a kanpose ``.safetensors`` checkpoint, an official ViTPose /
