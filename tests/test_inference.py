@@ -61,7 +61,7 @@ def test_real_crops_with_shipped_weights(coco_mini):
     from kanpose_cli.core.engine.estimator import PoseEstimator
 
     data = CocoKeypointData(coco_mini / "annotations" / "person_keypoints_val2017.json", coco_mini / "val2017")
-    est = PoseEstimator("amfacpose-r18-128x96", boxes="gt", annotations=data, batch=8)
+    est = PoseEstimator("amfacpose-r18-128x96", boxes="gt", annotations=data, batch=8, backend="torch")
     assert isinstance(est.pipeline.net, InferenceNet) and est.pipeline.net.fused > 0
     ids = data.image_ids[:4]
     images = [read_image(data.image(i).path) for i in ids]
