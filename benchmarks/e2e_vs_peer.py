@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--backend", action="append", help="kanpose --backend values (default: auto)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    args.images = args.images.resolve()  # the processes run in a temporary folder
     n = sum(1 for p in args.images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if n == 0:
         sys.exit(f"no images in {args.images}")

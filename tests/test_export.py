@@ -200,3 +200,30 @@ def test_onnx_errors(tmp_path):
     assert res.exit_code == 3 and "no kanpose metadata" in res.output
     res = runner.invoke(app, ["export", "--weights", "random", "--format", "tflite"])
     assert res.exit_code == 2 and "unknown export format" in res.output
+
+
+def test_onnx_mish_matches_torch_and_leaves_no_softplus(tmp_path):
+    """Mish is exported as x·n/(n+2) (no Softplus node, which onnxruntime runs as a slow scalar loop): the same
+    values as ``F.mish`` over fp32's range, the original network keeps ``nn.Mish``, and the exported AMFACPose
+    graph has Exp but no Softplus/Tanh."""
+    import onnx
+
+    from kanpose_cli.core.engine.exporter import OnnxMish, export_onnx, onnx_friendly
+
+    x = torch.cat([torch.linspace(-100, 100, 20001), torch.tensor([-1e30, -88.0, 0.0, 19.99, 20.0, 20.01, 1e30])])
+    ref, got = torch.nn.functional.mish(x), OnnxMish()(x)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, ref, rtol=2e-6, atol=1e-6)
+
+    model = create_model("amfacpose-r18-128x96").eval()
+    n_mish = sum(isinstance(m, torch.nn.Mish) for m in model.modules())
+    assert n_mish == 5  # the 3 CoordConv stem convs and the 2 SimCC MLPs
+    copy_ = onnx_friendly(model)
+    assert sum(isinstance(m, OnnxMish) for m in copy_.modules()) == n_mish
+    assert sum(isinstance(m, torch.nn.Mish) for m in model.modules()) == n_mish
+    x = torch.randn(2, 3, *model.input_size)
+    with torch.no_grad():
+        for a, b in zip(model.net(x), copy_.net(x)):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    ops = {n.op_type for n in onnx.load(str(export_onnx(model, tmp_path / "m.onnx"))).graph.node}
+    assert "Exp" in ops and not ops & {"Softplus", "Tanh", "Mish"}

@@ -6,8 +6,8 @@
 - ``onnxruntime``: the model is exported to ONNX (:func:`~kanpose_cli.core.engine.exporter.export_onnx`, raw
   outputs, fp32) into ``<cache>/onnx/<model>-<key>.onnx`` and run by onnxruntime
   (:class:`~kanpose_cli.core.weights.onnx.OnnxNet`). ``key`` is a SHA-256 over the model's name, config, codec and
-  every weight tensor, the kanpose and torch versions and the ONNX opset, so one export serves every later run with
-  the same weights, and other weights or another kanpose get their own file. Pre-processing, the flip test and the
+  every weight tensor, the kanpose and torch versions, the ONNX opset and the exporter's revision, so one export
+  serves every later run with the same weights, and other weights or another kanpose get their own file. Pre-processing, the flip test and the
   codec's decoding stay kanpose's own code, so keypoints match torch to float rounding (measured: see
   ``docs/benchmarks.md``). Writes are atomic: an interrupted export leaves no file behind.
 The YOLO person detector follows the same choice on CPU (:func:`detector_backend`).
@@ -71,10 +71,11 @@ def resolve_backend(backend: str, model: PoseModel, device: torch.device, half: 
 def onnx_cache_key(model: PoseModel, opset: int) -> str:
     """SHA-256 (hex) of everything the exported graph depends on (module docstring)."""
     from kanpose_cli import __version__
+    from kanpose_cli.core.engine.exporter import EXPORT_REVISION
 
     h = hashlib.sha256()
     h.update(json.dumps({"meta": model.meta(), "kanpose": __version__, "torch": torch.__version__.split("+")[0],
-                         "opset": opset}, sort_keys=True, default=str).encode())
+                         "opset": opset, "export": EXPORT_REVISION}, sort_keys=True, default=str).encode())
     for name, tensor in model.net.state_dict().items():
         h.update(name.encode())
         h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
