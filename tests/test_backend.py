@@ -130,3 +130,33 @@ def test_the_detector_follows_the_backend_on_cpu(cache):
     (a, sa), (b, sb) = auto.box_source([bus], [""], [None])[0], plain.box_source([bus], [""], [None])[0]
     assert len(a) == len(b) == 4  # the four people of bus.jpg
     assert np.abs(a - b).max() < 0.05 and np.abs(sa - sb).max() < 1e-3  # pixels; scores
+
+
+def test_onnxruntime_micro_batches_large_crops_like_torch(cache):
+    """An export stores the largest intermediate of one crop; onnxruntime then runs a CPU batch of 256×192
+    AMFACPose crops (4.5 MiB each, 36 MiB at batch 8 > the 32 MiB mmap cap) as micro-batches of ⌊12 ÷ 4.5⌋ = 2,
+    with the same outputs as one whole-batch run; a small batch runs whole."""
+    from kanpose_cli.core.engine.backend import to_onnxruntime
+    from kanpose_cli.core.models import create_model
+    from kanpose_cli.core.models.inference import largest_activation_bytes
+
+    model = create_model("amfacpose-r18-256x192").eval()
+    expected = largest_activation_bytes(model.net, torch.zeros(1, 3, 256, 192))
+    assert expected == 384 * 64 * 48 * 4  # the AFPN concatenation: 384 channels at 1/4 resolution, fp32 (4.5 MiB)
+    net = to_onnxruntime(model).net
+    assert net.sample_bytes == expected
+    calls = []
+    run = net.session.run
+    net.session.run = lambda names, feed: calls.append(len(feed[net.input_name])) or run(names, feed)
+    x = torch.randn(8, 3, 256, 192)
+    chunked = net(x)
+    assert calls == [2, 2, 2, 2]
+    calls.clear()
+    net(x[:4])
+    assert calls == [4]  # 18 MiB: under the cap, one run
+    net.sample_bytes = 0  # unknown (a file without it): whole batches
+    calls.clear()
+    whole = net(x)
+    assert calls == [8]
+    for a, b in zip(chunked, whole):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

@@ -37,8 +37,8 @@ from kanpose_cli.core.weights.card import META_KEY, read_onnx_meta
 
 OPSET = 17
 #: Bumped whenever the exported graph changes for the same model and weights (part of the onnxruntime cache key).
-#: 2: Mish exported as :class:`OnnxMish`.
-EXPORT_REVISION = 2
+#: 2: Mish exported as :class:`OnnxMish`. 3: ``sample_bytes`` in the metadata (onnxruntime micro-batches).
+EXPORT_REVISION = 3
 
 _RAW_OUTPUT_NAMES = {"simcc": ["simcc_x", "simcc_y"], "heatmap": ["heatmaps"], "regression": ["coords"]}
 
@@ -114,8 +114,21 @@ def export_meta(model: PoseModel, decode: bool, output_names: list[str]) -> dict
         "input_layout": "NCHW float32 RGB, (x/255 - mean)/std",
         "keypoints_units": "crop pixels (x, y)" if decode else None,
         "flip_index": list(model.keypoints.flip_index),
+        "sample_bytes": _sample_bytes(model),
     })
     return meta
+
+
+def _sample_bytes(model: PoseModel) -> int:
+    """Bytes of the largest fp32 intermediate of one crop (onnxruntime's CPU micro-batches: ``OnnxNet``); 0 if
+    the network cannot be observed."""
+    from kanpose_cli.core.models.inference import largest_activation_bytes
+
+    H, W = model.input_size
+    try:
+        return int(largest_activation_bytes(model.net.eval(), torch.zeros(1, 3, H, W)))  # exporters: CPU fp32
+    except Exception:  # noqa: BLE001 - an unobservable network just runs whole batches
+        return 0
 
 
 def _n_outputs(model: PoseModel) -> int:

@@ -96,6 +96,16 @@ class InferenceNet(nn.Module):
         return _cat_outputs([self.net(part) for part in x.split(self.chunk)])
 
 
+def cpu_micro_batch(n: int, sample_bytes: int) -> int | None:
+    """Micro-batch size for ``n`` samples on CPU whose largest intermediate is ``sample_bytes`` each (module
+    docstring): None (run the batch whole) when ``sample_bytes`` is unknown (0) or the batch's largest tensor stays
+    under :data:`MMAP_CAP_BYTES`, else ⌊:data:`CPU_CHUNK_BYTES` ÷ ``sample_bytes``⌋ (at least 1). Also used for
+    onnxruntime sessions (:class:`~kanpose_cli.core.weights.onnx.OnnxNet`), where it was measured to help as well."""
+    if not sample_bytes or n * sample_bytes <= MMAP_CAP_BYTES:
+        return None
+    return max(1, CPU_CHUNK_BYTES // sample_bytes)
+
+
 def _cat_outputs(outs: list):
     first = outs[0]
     if isinstance(first, torch.Tensor):
