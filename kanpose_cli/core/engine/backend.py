@@ -7,9 +7,9 @@
   outputs, fp32) into ``<cache>/onnx/<model>-<key>.onnx`` and run by onnxruntime
   (:class:`~kanpose_cli.core.weights.onnx.OnnxNet`). ``key`` is a SHA-256 over the model's name, config, codec and
   every weight tensor, the kanpose and torch versions, the ONNX opset and the exporter's revision, so one export
-  serves every later run with the same weights, and other weights or another kanpose get their own file. Pre-processing, the flip test and the
-  codec's decoding stay kanpose's own code, so keypoints match torch to float rounding (measured: see
-  ``docs/benchmarks.md``). Writes are atomic: an interrupted export leaves no file behind.
+  serves every later run with the same weights, and other weights or another kanpose get their own file.
+  Pre-processing, the flip test and the codec's decoding stay kanpose's own code, so keypoints match torch to float
+  rounding (measured: see ``docs/benchmarks.md``). Writes are atomic: an interrupted export leaves no file behind.
 The YOLO person detector follows the same choice on CPU (:func:`detector_backend`).
 
 - ``auto`` (default): ``onnxruntime`` where it was measured faster, i.e. on CPU in fp32 with trained weights;
