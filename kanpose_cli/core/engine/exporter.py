@@ -77,7 +77,7 @@ class OnnxMish(nn.Module):
 
     ONNX has no Mish before opset 18, so ``nn.Mish`` exports as Softplus → Tanh → Mul, and onnxruntime's CPU Softplus
     is a slow scalar loop: it took a quarter of ``amfacpose-r18-128x96``'s onnxruntime time (profile in
-    ``docs/benchmarks.md``). This form uses only Exp, Min, Add, Mul and Div, which onnxruntime vectorises: +37–41 %
+    ``docs/benchmarks.md``). This form uses only Exp, Clip, Add, Mul and Div, which onnxruntime vectorises: +37–41 %
     images/s for the AMFACPose models. ``x`` is clamped at 20 inside the exponential (``n / (n + 2)`` is 1 in fp32
     from there on), so nothing overflows. Measured difference to ``torch.nn.functional.mish`` on AMFACPose outputs:
     3e-8 (fp32). Shape-preserving, any float dtype.

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from kanpose_cli.core.errors import DeviceError, UsageError, WeightsError
+from kanpose_cli.core.models.inference import cpu_micro_batch
 from kanpose_cli.core.models.registry import PoseModel
 from kanpose_cli.core.paths import keep_third_party_files_in_cache
 from kanpose_cli.core.weights.card import META_KEY, ModelCard, read_model_card
@@ -104,8 +105,6 @@ class OnnxNet(nn.Module):
     def forward(self, x: torch.Tensor):
         """(B, 3, H, W) normalised crops -> the exported graph's outputs as tensors on ``x``'s device (one tensor, or
         a tuple such as SimCC's ``(x_logits, y_logits)``); computed in fp32 by onnxruntime."""
-        from kanpose_cli.core.models.inference import cpu_micro_batch
-
         arr = x.detach().float().cpu().numpy()
         step = cpu_micro_batch(len(arr), self.sample_bytes) if self.device.type == "cpu" else None
         if step is None:
