@@ -145,8 +145,8 @@ def test_api_stream_tracks_with_both_ultralytics_trackers(clips, tracker):
 def test_smooth_lowers_the_jitter_of_a_still_person(clips, tmp_path):
     """Two people standing still (the same photo, sensor noise only): with ``--smooth`` (defaults: min cutoff 1 Hz,
     beta 0.01 /px, d-cutoff 1 Hz; 25 fps) the mean frame-to-frame keypoint movement falls to under 60 % of the
-    unsmoothed one for each person (measured with the phase-3 shipped model of 2026-12-03: 10.2 -> 4.3 px and 0.49 -> 0.10
-    px). The first frame passes unchanged."""
+    unsmoothed one for each person (measured with the phase-3 shipped model of 2026-12-03: 10.2 -> 4.3 px and
+    0.49 -> 0.10 px). The first frame passes unchanged."""
     raw = predict(clips["still"], "--track", "--kpt-thr", "0", "--no-save", "--save-dir", tmp_path / "raw")
     smooth = predict(clips["still"], "--track", "--smooth", "--kpt-thr", "0", "--no-save", "--save-dir",
                      tmp_path / "smooth")
