@@ -218,6 +218,27 @@ def test_overfit_eight_real_persons_reaches_ap_08(sub8, tmp_path):
     assert evaluate_model(m, ann, images, boxes="gt", flip=False)["AP"] > 0.8
 
 
+# ------------------------------------------------------------------------------------------------- seed lineage
+def test_init_from_a_kanpose_run_defaults_to_its_seed_plus_one(sub8, tmp_path):
+    """Training in phases (``--init`` from the previous phase) must not replay the previous phase's crops: without
+    ``--seed`` the new run takes the checkpoint's training seed + 1; an explicit seed is kept; other weights give 0."""
+    from kanpose_cli.core.weights import save_checkpoint
+
+    ann, images = sub8
+    a = T.Trainer(small_cfg(ann, images, aug=AugmentConfig(), seed=4), tmp_path / "a")
+    ckpt = save_checkpoint(a.model, tmp_path / "a.safetensors", a.provenance(None))
+    b = T.Trainer(small_cfg(ann, images, aug=AugmentConfig(), seed=None, init=str(ckpt)), tmp_path / "b")
+    c = T.Trainer(small_cfg(ann, images, aug=AugmentConfig(), seed=4, init=str(ckpt)), tmp_path / "c")
+    assert (a.cfg.seed, b.cfg.seed, c.cfg.seed) == (4, 5, 4)
+    assert b.provenance(None)["config"]["seed"] == 5 and b.sampler.seed == 5 and b.dataset.seed == 5
+    assert np.array_equal(a.dataset[0]["image"], c.dataset[0]["image"])  # same seed: the same augmented crop
+    assert not np.array_equal(a.dataset[0]["image"], b.dataset[0]["image"])
+    assert T.Trainer(small_cfg(ann, images, seed=None), tmp_path / "d").cfg.seed == 0
+    plain = tmp_path / "plain.safetensors"
+    save_checkpoint(a.model, plain)  # no training provenance
+    assert T.default_seed(str(plain)) == 0 and T.default_seed("hub") == 0 and T.default_seed(None) == 0
+
+
 # ------------------------------------------------------------------------------------------------- resume
 class _Kill(Exception):
     pass

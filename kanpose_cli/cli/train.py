@@ -128,7 +128,9 @@ def train(
                                                    rich_help_panel=PANEL_RUN)] = None,
     device: Annotated[Optional[str], typer.Option("--device", "-d", help="cpu, cuda or cuda:N (DDP: cuda = one "
                                                   "GPU per local rank).", rich_help_panel=PANEL_RUN)] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.", rich_help_panel=PANEL_RUN)] = None,
+    seed: Annotated[Optional[int], typer.Option(
+        "--seed", help="Seed of the sample order and augmentation (default 0; with --init from a kanpose train "
+        "checkpoint: that run's seed + 1).", rich_help_panel=PANEL_RUN)] = None,
     val_every: Annotated[Optional[int], typer.Option("--val-every", min=1, help="Validate every N epochs.",
                                                      rich_help_panel=PANEL_RUN)] = None,
     resume: Annotated[Optional[str], typer.Option(
@@ -205,7 +207,8 @@ def train(
         drawn = f" ({trainer.epoch_size} drawn per epoch)" if trainer.epoch_size != trainer.num_persons else ""
         console.print(f"[bold]kanpose train[/] · {trainer.model.name} · {trainer.num_persons} persons{drawn} · "
                       f"{trainer.epochs} epochs × {trainer.iters_per_epoch} iters · batch {trainer.batch_size}×"
-                      f"{trainer.world} · device {trainer.device} · amp {trainer.amp} · run {run_dir}")
+                      f"{trainer.world} · device {trainer.device} · amp {trainer.amp} · seed {trainer.cfg.seed} · "
+                      f"run {run_dir}")
         if trainer.init_report is not None:
             print_init_report(trainer.init_report)
         if cfg.data.val is None:

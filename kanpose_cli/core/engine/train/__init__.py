@@ -23,7 +23,8 @@ strings, lists and dicts only), ``weights/{last,best}.safetensors`` (pose checkp
 Resume: the state holds the config, model, optimiser, scheduler step, EMA, grad scaler, RNG states (torch, CUDA,
 numpy, Python), epoch, step and the position inside the epoch. Which persons an epoch draws and their order are a
 function of ``(seed, epoch)``, augmentation of ``(seed, epoch, item)``, so a resumed run continues exactly where the
-checkpoint was taken.
+checkpoint was taken. A new run started with ``--init`` from a ``kanpose train`` checkpoint defaults to that run's
+seed + 1 (:func:`default_seed`), so it does not replay the same crops.
 """
 
 from kanpose_cli.core.engine.train.config import (
@@ -36,6 +37,7 @@ from kanpose_cli.core.engine.train.config import (
     ValSet,
     apply_overrides,
     apply_values,
+    default_seed,
     flatten,
     known_keys,
     load_recipe,
@@ -60,7 +62,7 @@ from kanpose_cli.core.engine.train.state import (
 __all__ = [
     "STATE_FORMAT", "Callback", "DataConfig", "EmaConfig", "LrSchedule", "ModelEMA", "OptimConfig", "RatioSampler",
     "SchedConfig", "TrainConfig", "Trainer", "ValConfig", "ValSet", "apply_overrides", "apply_values",
-    "atomic_torch_save", "find_resume_state", "flatten", "get_rng_state", "known_keys", "layer_id", "load_recipe",
-    "load_state", "param_groups", "parse_value", "plot_results", "seed_everything", "set_rng_state",
+    "atomic_torch_save", "default_seed", "find_resume_state", "flatten", "get_rng_state", "known_keys", "layer_id",
+    "load_recipe", "load_state", "param_groups", "parse_value", "plot_results", "seed_everything", "set_rng_state",
     "train_sources", "val_set", "write_results_csv",
 ]

@@ -143,7 +143,9 @@ class TrainConfig:
     Attributes:
         model: registered model name. model_overrides: model-config fields to change (checked by the model).
         init: weights to initialise from (:func:`kanpose_cli.core.weights.init_weights`), or None.
-        epochs: epochs to train. batch: batch size per process. workers: DataLoader workers. seed: base seed.
+        epochs: epochs to train. batch: batch size per process. workers: DataLoader workers.
+        seed: base seed of the sample order and augmentation, or None for :func:`default_seed` (0, or the ``init``
+            checkpoint's training seed + 1), resolved when the :class:`~.loop.Trainer` is built.
         optim, sched, ema, val, data: the sections above. aug: augmentation, or None for plain box crops.
         clip_grad: max gradient L2 norm, or None. amp: ``none``, ``bf16`` or ``fp16`` (CUDA only).
         channels_last: NHWC memory layout. sync_bn: SyncBatchNorm under DDP (CUDA only).
@@ -159,7 +161,7 @@ class TrainConfig:
     epochs: int = 210
     batch: int = 64
     workers: int = 4
-    seed: int = 0
+    seed: int | None = None
     optim: OptimConfig = field(default_factory=OptimConfig)
     sched: SchedConfig = field(default_factory=SchedConfig)
     clip_grad: float | None = None
@@ -221,6 +223,33 @@ class TrainConfig:
 
 
 # ------------------------------------------------------------------------------------------------- recipes
+def default_seed(init: str | None) -> int:
+    """The seed of a run that does not choose one: 0, or — when ``init`` is a checkpoint written by ``kanpose
+    train`` (its provenance records the run's config) — that run's seed + 1.
+
+    Why: which persons an epoch draws and how each is augmented are functions of ``(seed, epoch, item)``, so a
+    run that continues training from another run's weights with the same seed replays that run's crops exactly
+    (epoch e sees the crops of the earlier run's epoch e). Measured on the shipped AMFACPose weights: after five
+    ``--init`` phases with seed 0, the first epoch of the next phase had a lower train loss than any epoch before
+    it, and the loss rose over the epochs the earlier phases had not reached. A chain of ``--init`` runs gets seeds
+    0, 1, 2, ... this way. Hub weights, foreign checkpoints and unreadable files give 0 (loading ``init`` reports
+    its own errors later).
+    """
+    if not init:
+        return 0
+    from kanpose_cli.core.weights import read_model_card
+    from kanpose_cli.core.weights.hub import is_hub_weights
+
+    if is_hub_weights(init) or not Path(init).is_file():
+        return 0
+    try:
+        prov = read_model_card(init).meta.get("provenance") or {}
+    except Exception:  # noqa: BLE001 - not a kanpose checkpoint: init_weights reports what it is
+        return 0
+    seed = (prov.get("config") or {}).get("seed") if prov.get("trained_with") == "kanpose train" else None
+    return int(seed) + 1 if isinstance(seed, int) and not isinstance(seed, bool) else 0
+
+
 def load_recipe(family: str) -> dict:
     """The raw recipe of ``family`` (``recipes/<family>.json``) without ``_reference`` keys.
 

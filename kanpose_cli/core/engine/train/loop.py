@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from kanpose_cli.core.data.dataset import TopDownDataset, collate
 from kanpose_cli.core.data.training_sets import load_sources
 from kanpose_cli.core.engine.distributed import init_distributed
-from kanpose_cli.core.engine.train.config import TrainConfig
+from kanpose_cli.core.engine.train.config import TrainConfig, default_seed
 from kanpose_cli.core.engine.train.optim import LrSchedule, ModelEMA, param_groups
 from kanpose_cli.core.engine.train.outputs import plot_results, write_results_csv
 from kanpose_cli.core.engine.train.sampler import RatioSampler
@@ -76,6 +76,8 @@ class Trainer:
         self.callbacks = list(callbacks or [])
         self.rank, self.world, self.device = init_distributed(cfg.device)
         self.is_main = self.rank == 0
+        if cfg.seed is None:  # resolved once; config.json, the state and the checkpoints record the number
+            cfg.seed = default_seed(cfg.init) if state is None else 0
         seed_everything(cfg.seed + self.rank)
         if not cfg.data.train:
             raise InputError("no training data: give --train-ann and --train-images")
