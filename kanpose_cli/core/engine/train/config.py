@@ -222,18 +222,23 @@ class TrainConfig:
         return cfg
 
 
-# ------------------------------------------------------------------------------------------------- recipes
+# ------------------------------------------------------------------------------------------------- seed
 def default_seed(init: str | None) -> int:
     """The seed of a run that does not choose one: 0, or — when ``init`` is a checkpoint written by ``kanpose
     train`` (its provenance records the run's config) — that run's seed + 1.
 
     Why: which persons an epoch draws and how each is augmented are functions of ``(seed, epoch, item)``, so a
     run that continues training from another run's weights with the same seed replays that run's crops exactly
-    (epoch e sees the crops of the earlier run's epoch e). Measured on the shipped AMFACPose weights: after five
-    ``--init`` phases with seed 0, the first epoch of the next phase had a lower train loss than any epoch before
-    it, and the loss rose over the epochs the earlier phases had not reached. A chain of ``--init`` runs gets seeds
-    0, 1, 2, ... this way. Hub weights, foreign checkpoints and unreadable files give 0 (loading ``init`` reports
-    its own errors later).
+    (epoch e sees the crops of the earlier run's epoch e). Seen on the shipped AMFACPose weights (weights/README.md):
+    after five ``--init`` phases with seed 0, the first epoch of the sixth had the lowest train loss of the whole
+    training. A chain of ``--init`` runs gets seeds 0, 1, 2, ... this way.
+
+    Args:
+        init: the run's ``init`` (a checkpoint path, ``hub``, ``hf://…``) or None.
+
+    Returns:
+        The seed (an int). Never raises: hub weights, foreign checkpoints and unreadable files give 0 (loading
+        ``init`` reports its own errors later).
     """
     if not init:
         return 0
@@ -250,6 +255,7 @@ def default_seed(init: str | None) -> int:
     return int(seed) + 1 if isinstance(seed, int) and not isinstance(seed, bool) else 0
 
 
+# ------------------------------------------------------------------------------------------------- recipes
 def load_recipe(family: str) -> dict:
     """The raw recipe of ``family`` (``recipes/<family>.json``) without ``_reference`` keys.
 
