@@ -89,3 +89,13 @@ def test_train_kanfpn_s4_with_init_reports_and_runs(vitpose_s_files, coco_mini, 
     assert init["source"] == "vitpose_small.pth" and init["loaded"] == 159 and init["new"] > 300
     cfg = json.loads((tmp_path / "runs" / "exp1" / "config.json").read_text())
     assert cfg["init"].endswith("vitpose_small.pth")
+
+
+def test_init_report_counts_a_mixed_module_list_per_class(tmp_path):
+    """AMFACPose's ``backbone.scrm`` holds three Identity and one SCRM (``scrm="last"``): the kind says so."""
+    model = create_model("amfacpose-r18-128x96")
+    save_checkpoint(model, tmp_path / "a.safetensors")
+    report = init_weights(create_model("amfacpose-r18-128x96"), str(tmp_path / "a.safetensors"))
+    kinds = {r.part: r.kind for r in report.rows}
+    assert kinds["backbone.scrm"] == "3 × Identity + 1 × SCRM"
+    assert kinds["backbone.stages"] == "4 × Sequential" and kinds["head.proj"] == "Conv2d"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,10 +96,11 @@ class InitRow:
     ``backbone.blocks``) and what happened to its tensors (parameters and buffers).
 
     Attributes:
-        part: module path. kind: its class (``FPNP2``, ``ModuleList``, ``parameter``; ``-`` if the target has no
-            such part). status: ``loaded``, ``skipped`` (in the checkpoint, not used) or ``new`` (left at its
-            initial values). tensors: number of tensors (``num_batches_tracked`` excluded); params: number of parameter
-            values (buffers such as BN statistics not counted). reason: why skipped / new.
+        part: module path. kind: its class (``FPNP2``; a ModuleList counted per class, ``3 × Identity + 1 ×
+            SCRM``; ``parameter``; ``-`` if the target has no such part). status: ``loaded``, ``skipped`` (in the
+            checkpoint, not used) or ``new`` (left at its initial values). tensors: number of tensors
+            (``num_batches_tracked`` excluded); params: number of parameter values (buffers such as BN statistics
+            not counted). reason: why skipped / new.
     """
 
     part: str
@@ -163,7 +165,8 @@ def _kind(net: torch.nn.Module, part: str) -> str:
     except AttributeError:
         return "parameter" if part in dict(net.named_parameters()) or part in dict(net.named_buffers()) else "-"
     if isinstance(mod, torch.nn.ModuleList) and len(mod):
-        return f"{len(mod)} × {type(mod[0]).__name__}"
+        counts = Counter(type(m).__name__ for m in mod)  # first-seen order; a mixed list names every class
+        return " + ".join(f"{n} × {name}" for name, n in counts.items())
     return type(mod).__name__
 
 
