@@ -91,7 +91,7 @@ class InferenceNet(nn.Module):
                 return self.net(x)
             self.chunk = max(1, CPU_CHUNK_BYTES // self.sample_bytes) if self.sample_bytes else None
             return _cat_outputs([first, self.forward(x[1:])])
-        if self.chunk is None or n <= self.chunk or (self.sample_bytes and n * self.sample_bytes <= MMAP_CAP_BYTES):
+        if self.chunk is None or n <= self.chunk or _fits_malloc_heap(n, self.sample_bytes):
             return self.net(x)
         return _cat_outputs([self.net(part) for part in x.split(self.chunk)])
 
@@ -101,9 +101,15 @@ def cpu_micro_batch(n: int, sample_bytes: int) -> int | None:
     docstring): None (run the batch whole) when ``sample_bytes`` is unknown (0) or the batch's largest tensor stays
     under :data:`MMAP_CAP_BYTES`, else ⌊:data:`CPU_CHUNK_BYTES` ÷ ``sample_bytes``⌋ (at least 1). Also used for
     onnxruntime sessions (:class:`~kanpose_cli.core.weights.onnx.OnnxNet`), where it was measured to help as well."""
-    if not sample_bytes or n * sample_bytes <= MMAP_CAP_BYTES:
+    if not sample_bytes or _fits_malloc_heap(n, sample_bytes):
         return None
     return max(1, CPU_CHUNK_BYTES // sample_bytes)
+
+
+def _fits_malloc_heap(n: int, sample_bytes: int) -> bool:
+    """True when the largest intermediate of ``n`` samples (``sample_bytes`` each, known: > 0) stays under
+    :data:`MMAP_CAP_BYTES`, i.e. the batch can run whole without fresh mmap pages (module docstring)."""
+    return bool(sample_bytes) and n * sample_bytes <= MMAP_CAP_BYTES
 
 
 def _cat_outputs(outs: list):
