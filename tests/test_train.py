@@ -237,6 +237,11 @@ def test_init_from_a_kanpose_run_defaults_to_its_seed_plus_one(sub8, tmp_path):
     plain = tmp_path / "plain.safetensors"
     save_checkpoint(a.model, plain)  # no training provenance
     assert T.default_seed(str(plain)) == 0 and T.default_seed("hub") == 0 and T.default_seed(None) == 0
+    # shipped weights (tools/ship_weights.py) list one config per phase: continue after the highest seed
+    shipped = tmp_path / "shipped.safetensors"
+    phases = [{"run": f"exp{i}", "config": {"seed": s}} for i, s in ((1, 0), (2, 6), (3, 2))]
+    save_checkpoint(a.model, shipped, {"trained_with": "kanpose train", "phases": phases})
+    assert T.default_seed(str(shipped)) == 7
 
 
 # ------------------------------------------------------------------------------------------------- resume

@@ -4,10 +4,15 @@ training provenance and the accuracy measured on the shipped file itself, plus t
 Usage (maintainers; needs ``../shared/data``)::
 
     python tools/ship_weights.py --name amfacpose-r18-128x96-cocolsp \
-        --run runs/train/exp1 --run runs/train/exp2 [--checkpoint best|last] [--licence-note "..."]
+        [--previous weights/amfacpose-r18-128x96-cocolsp.safetensors] \
+        --run runs/train/exp1 --run runs/train/exp2 [--checkpoint best|last] [--note "..."]
 
 The last ``--run`` provides the weights (``weights/{best,last}.safetensors``); every run's ``results.csv`` goes into
-the curves, one after the other (phases of one training). Accuracy is COCO keypoint AP on coco-mini val2017 with
+the curves, one after the other (phases of one training), and into the provenance (``"history"`` of each phase).
+``--previous`` names an earlier shipped file whose phases come first (its run folders need not exist any more):
+its phases' provenance is kept as it is, and their histories, where it stored them, are drawn too.
+
+Accuracy is COCO keypoint AP on coco-mini val2017 with
 flip test, measured on the fp16 file as loaded back: with ground-truth person boxes, and with the default YOLO11n-pose
 person detector at the evaluator's default box threshold. The figures are stored in the checkpoint's provenance under
 ``"accuracy"``; ``tests/test_shipped_weights.py`` checks them against a fresh evaluation and the model card.
@@ -35,13 +40,18 @@ VAL_IMAGES = COCO_MINI / "val2017"
 METRICS = ("AP", "AP50", "AP75", "APM", "APL", "AR")
 
 
+HISTORY_KEYS = ("epoch", "train_loss", "AP", "lr", "time_s")  # the results.csv columns kept in the provenance
+
+
 def read_history(run: Path) -> list[dict]:
+    """The rows of ``run/results.csv`` (one per epoch) as ``{column: float}``, empty cells left out."""
     with open(run / "results.csv") as f:
         return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
 
-def plot_curves(phases: list[tuple[str, list[dict]]], path: Path) -> None:
-    """Train loss and val AP per epoch, phases one after the other (global epoch axis)."""
+def plot_curves(phases: list[tuple[str, list[dict], int]], path: Path) -> None:
+    """Train loss and val AP per epoch, phases ``(name, history, epochs)`` one after the other on a global epoch
+    axis; a phase without a history (an earlier shipped file that did not store it) only moves the axis on."""
     keep_third_party_files_in_cache()
     import matplotlib
 
@@ -50,7 +60,10 @@ def plot_curves(phases: list[tuple[str, list[dict]]], path: Path) -> None:
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     offset = 0
-    for name, hist in phases:
+    for name, hist, epochs in phases:
+        if not hist:
+            offset += epochs
+            continue
         ep = [offset + r["epoch"] for r in hist]
         a1.plot(ep, [r["train_loss"] for r in hist], marker=".", label=name)
         pts = [(offset + r["epoch"], r["AP"]) for r in hist if "AP" in r]
@@ -73,6 +86,7 @@ def plot_curves(phases: list[tuple[str, list[dict]]], path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--name", required=True, help="file stem in weights/ (no extension)")
+    ap.add_argument("--previous", type=Path, help="an earlier shipped file whose phases come before the runs")
     ap.add_argument("--run", action="append", type=Path, required=True, help="run folder(s), in training order")
     ap.add_argument("--checkpoint", default="best", choices=("best", "last"))
     ap.add_argument("--note", default="", help="free text stored in the provenance (e.g. the licence)")
@@ -81,13 +95,15 @@ def main() -> None:
     src = args.run[-1] / "weights" / f"{args.checkpoint}.safetensors"
     out = REPO / "weights" / f"{args.name}.safetensors"
     card = read_model_card(src)
-    phases = []
+    phases = list((read_model_card(args.previous).provenance or {}).get("phases") or []) if args.previous else []
     for run in args.run:
         prov = read_model_card(run / "weights" / "last.safetensors").provenance or {}
+        history = [{k: round(r[k], 6) for k in HISTORY_KEYS if k in r} for r in read_history(run)]
         phases.append({"run": run.name, "data": prov.get("data"), "epochs": prov.get("epochs_trained"),
                        "steps": prov.get("steps"), "batch": prov.get("batch_per_process"),
                        "device": prov.get("device"), "wall_time_s": prov.get("wall_time_s"),
-                       "config": prov.get("config"), "init": prov.get("init"), "torch": prov.get("torch")})
+                       "config": prov.get("config"), "init": prov.get("init"), "torch": prov.get("torch"),
+                       "history": history})
     provenance = {"trained_with": "kanpose train", "phases": phases, "source_checkpoint": f"{args.run[-1].name}/"
                   f"{args.checkpoint}", "source_val_metrics": (card.provenance or {}).get("val_metrics_gt_boxes"),
                   "note": args.note, "shipped": time.strftime("%Y-%m-%d")}
@@ -102,7 +118,7 @@ def main() -> None:
         print(f"{boxes}: {accuracy[boxes]} ({time.time() - t0:.0f} s)", flush=True)
     provenance["accuracy"] = accuracy
     save_checkpoint(shipped, out, provenance, half=True)
-    plot_curves([(p["run"], read_history(run)) for p, run in zip(phases, args.run)],
+    plot_curves([(p["run"], p.get("history") or [], p.get("epochs") or 0) for p in phases],
                 out.with_name(f"{args.name}-curves.png"))
     print(json.dumps({"weights": str(out), "bytes": out.stat().st_size, "accuracy": accuracy}, indent=1))
 

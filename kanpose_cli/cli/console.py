@@ -32,7 +32,8 @@ def frame_reporter(progress: Progress, task):
 
     def report(frame, persons: int | None) -> None:
         if persons is None:
-            progress.console.print(f"[yellow]skipped[/] {frame.path}: {frame.error}")
+            # soft_wrap: one line per skipped file however long its path (a log piped to a file or grep stays whole)
+            progress.console.print(f"[yellow]skipped[/] {frame.path}: {frame.error}", soft_wrap=True)
         else:
             total["persons"] += persons
         progress.update(task, advance=1, info=f"{total['persons']} persons")

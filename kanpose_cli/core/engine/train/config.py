@@ -225,7 +225,8 @@ class TrainConfig:
 # ------------------------------------------------------------------------------------------------- seed
 def default_seed(init: str | None) -> int:
     """The seed of a run that does not choose one: 0, or — when ``init`` is a checkpoint written by ``kanpose
-    train`` (its provenance records the run's config) — that run's seed + 1.
+    train`` (its provenance records the run's config) — that run's seed + 1; for shipped weights made from several
+    runs (their provenance lists each phase's config) the highest seed of any phase + 1.
 
     Why: which persons an epoch draws and how each is augmented are functions of ``(seed, epoch, item)``, so a
     run that continues training from another run's weights with the same seed replays that run's crops exactly
@@ -251,8 +252,13 @@ def default_seed(init: str | None) -> int:
         prov = read_model_card(init).meta.get("provenance") or {}
     except Exception:  # noqa: BLE001 - not a kanpose checkpoint: init_weights reports what it is
         return 0
-    seed = (prov.get("config") or {}).get("seed") if prov.get("trained_with") == "kanpose train" else None
-    return int(seed) + 1 if isinstance(seed, int) and not isinstance(seed, bool) else 0
+    if prov.get("trained_with") != "kanpose train":
+        return 0
+    # a run's checkpoint records its config; a shipped file (tools/ship_weights.py) records one config per phase
+    configs = [prov.get("config")] + [(p or {}).get("config") for p in prov.get("phases") or []]
+    seeds = [c.get("seed") for c in configs if isinstance(c, dict)]
+    seeds = [s for s in seeds if isinstance(s, int) and not isinstance(s, bool)]
+    return max(seeds) + 1 if seeds else 0
 
 
 # ------------------------------------------------------------------------------------------------- recipes
