@@ -12,10 +12,10 @@ the curves, one after the other (phases of one training), and into the provenanc
 ``--previous`` names an earlier shipped file whose phases come first (its run folders need not exist any more):
 its phases' provenance is kept as it is, and their histories, where it stored them, are drawn too.
 
-Accuracy is COCO keypoint AP on coco-mini val2017 with
-flip test, measured on the fp16 file as loaded back: with ground-truth person boxes, and with the default YOLO11n-pose
-person detector at the evaluator's default box threshold. The figures are stored in the checkpoint's provenance under
-``"accuracy"``; ``tests/test_shipped_weights.py`` checks them against a fresh evaluation and the model card.
+Accuracy is COCO keypoint AP on coco-mini val2017 with flip test, measured on the fp16 file as loaded back: with
+ground-truth person boxes, and with the default YOLO11n-pose person detector at the evaluator's default box threshold.
+The figures are stored in the checkpoint's provenance under ``"accuracy"``; ``tests/test_shipped_weights.py`` checks
+them against a fresh evaluation and the model card.
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ COCO_MINI = REPO.parent / "shared" / "data" / "coco-mini"
 VAL_ANN = COCO_MINI / "annotations" / "person_keypoints_val2017.json"
 VAL_IMAGES = COCO_MINI / "val2017"
 METRICS = ("AP", "AP50", "AP75", "APM", "APL", "AR")
-
-
 HISTORY_KEYS = ("epoch", "train_loss", "AP", "lr", "time_s")  # the results.csv columns kept in the provenance
 
 
@@ -91,6 +89,8 @@ def main() -> None:
     ap.add_argument("--checkpoint", default="best", choices=("best", "last"))
     ap.add_argument("--note", default="", help="free text stored in the provenance (e.g. the licence)")
     args = ap.parse_args()
+    if args.previous and not args.previous.is_file():
+        ap.error(f"--previous: no such file: {args.previous}")
 
     src = args.run[-1] / "weights" / f"{args.checkpoint}.safetensors"
     out = REPO / "weights" / f"{args.name}.safetensors"
