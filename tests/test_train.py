@@ -221,7 +221,8 @@ def test_overfit_eight_real_persons_reaches_ap_08(sub8, tmp_path):
 # ------------------------------------------------------------------------------------------------- seed lineage
 def test_init_from_a_kanpose_run_defaults_to_its_seed_plus_one(sub8, tmp_path):
     """Training in phases (``--init`` from the previous phase) must not replay the previous phase's crops: without
-    ``--seed`` the new run takes the checkpoint's training seed + 1; an explicit seed is kept; other weights give 0."""
+    ``--seed`` the new run takes the highest seed of the checkpoint's lineage + 1; an explicit seed is kept; other
+    weights give 0."""
     from kanpose_cli.core.weights import save_checkpoint
 
     ann, images = sub8
@@ -231,6 +232,13 @@ def test_init_from_a_kanpose_run_defaults_to_its_seed_plus_one(sub8, tmp_path):
     c = T.Trainer(small_cfg(ann, images, aug=AugmentConfig(), seed=4, init=str(ckpt)), tmp_path / "c")
     assert (a.cfg.seed, b.cfg.seed, c.cfg.seed) == (4, 5, 4)
     assert b.provenance(None)["config"]["seed"] == 5 and b.sampler.seed == 5 and b.dataset.seed == 5
+    assert a.provenance(None)["seeds_before"] == [] and b.provenance(None)["seeds_before"] == [4]
+    # the whole lineage counts: a run given a low seed mid-chain does not make its children replay seeds 1..5
+    ckpt_b = save_checkpoint(b.model, tmp_path / "b.safetensors", b.provenance(None))
+    e = T.Trainer(small_cfg(ann, images, aug=AugmentConfig(), seed=0, init=str(ckpt_b)), tmp_path / "e")
+    assert e.provenance(None)["seeds_before"] == [4, 5]
+    ckpt_e = save_checkpoint(e.model, tmp_path / "e.safetensors", e.provenance(None))
+    assert T.lineage_seeds(str(ckpt_e)) == [0, 4, 5] and T.default_seed(str(ckpt_e)) == 6
     assert np.array_equal(a.dataset[0]["image"], c.dataset[0]["image"])  # same seed: the same augmented crop
     assert not np.array_equal(a.dataset[0]["image"], b.dataset[0]["image"])
     assert T.Trainer(small_cfg(ann, images, seed=None), tmp_path / "d").cfg.seed == 0
@@ -242,6 +250,9 @@ def test_init_from_a_kanpose_run_defaults_to_its_seed_plus_one(sub8, tmp_path):
     phases = [{"run": f"exp{i}", "config": {"seed": s}} for i, s in ((1, 0), (2, 6), (3, 2))]
     save_checkpoint(a.model, shipped, {"trained_with": "kanpose train", "phases": phases})
     assert T.default_seed(str(shipped)) == 7
+    phases[1]["seeds_before"] = [9]  # a phase that started from weights trained with seed 9
+    save_checkpoint(a.model, shipped, {"trained_with": "kanpose train", "phases": phases})
+    assert T.lineage_seeds(str(shipped)) == [0, 2, 6, 9] and T.default_seed(str(shipped)) == 10
 
 
 # ------------------------------------------------------------------------------------------------- resume

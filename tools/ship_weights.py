@@ -102,7 +102,8 @@ def main() -> None:
         phases.append({"run": run.name, "data": prov.get("data"), "epochs": prov.get("epochs_trained"),
                        "steps": prov.get("steps"), "batch": prov.get("batch_per_process"),
                        "device": prov.get("device"), "wall_time_s": prov.get("wall_time_s"),
-                       "config": prov.get("config"), "init": prov.get("init"), "torch": prov.get("torch"),
+                       "config": prov.get("config"), "seeds_before": prov.get("seeds_before"),
+                       "init": prov.get("init"), "torch": prov.get("torch"),
                        "history": history})
     provenance = {"trained_with": "kanpose train", "phases": phases, "source_checkpoint": f"{args.run[-1].name}/"
                   f"{args.checkpoint}", "source_val_metrics": (card.provenance or {}).get("val_metrics_gt_boxes"),

@@ -129,8 +129,8 @@ def train(
     device: Annotated[Optional[str], typer.Option("--device", "-d", help="cpu, cuda or cuda:N (DDP: cuda = one "
                                                   "GPU per local rank).", rich_help_panel=PANEL_RUN)] = None,
     seed: Annotated[Optional[int], typer.Option(
-        "--seed", help="Seed of the sample order and augmentation (default 0; with --init from a kanpose train "
-        "checkpoint: that run's seed + 1).", rich_help_panel=PANEL_RUN)] = None,
+        "--seed", help="Seed of the sample order and augmentation (default 0; with --init from weights kanpose train "
+        "made: the highest seed of their lineage + 1).", rich_help_panel=PANEL_RUN)] = None,
     val_every: Annotated[Optional[int], typer.Option("--val-every", min=1, help="Validate every N epochs.",
                                                      rich_help_panel=PANEL_RUN)] = None,
     resume: Annotated[Optional[str], typer.Option(

@@ -23,8 +23,9 @@ strings, lists and dicts only), ``weights/{last,best}.safetensors`` (pose checkp
 Resume: the state holds the config, model, optimiser, scheduler step, EMA, grad scaler, RNG states (torch, CUDA,
 numpy, Python), epoch, step and the position inside the epoch. Which persons an epoch draws and their order are a
 function of ``(seed, epoch)``, augmentation of ``(seed, epoch, item)``, so a resumed run continues exactly where the
-checkpoint was taken. A new run started with ``--init`` from a ``kanpose train`` checkpoint defaults to that run's
-seed + 1 (:func:`default_seed`), so it does not replay the same crops.
+checkpoint was taken. A new run started with ``--init`` from weights made by ``kanpose train`` defaults to the highest
+seed of their lineage + 1 (:func:`default_seed`; the checkpoints record it as ``seeds_before``), so it does not replay
+the crops of any earlier phase.
 """
 
 from kanpose_cli.core.engine.train.config import (
@@ -38,6 +39,7 @@ from kanpose_cli.core.engine.train.config import (
     apply_overrides,
     apply_values,
     default_seed,
+    lineage_seeds,
     flatten,
     known_keys,
     load_recipe,
@@ -63,6 +65,6 @@ __all__ = [
     "STATE_FORMAT", "Callback", "DataConfig", "EmaConfig", "LrSchedule", "ModelEMA", "OptimConfig", "RatioSampler",
     "SchedConfig", "TrainConfig", "Trainer", "ValConfig", "ValSet", "apply_overrides", "apply_values",
     "atomic_torch_save", "default_seed", "find_resume_state", "flatten", "get_rng_state", "known_keys", "layer_id",
-    "load_recipe", "load_state", "param_groups", "parse_value", "plot_results", "seed_everything", "set_rng_state",
-    "train_sources", "val_set", "write_results_csv",
+    "lineage_seeds", "load_recipe", "load_state", "param_groups", "parse_value", "plot_results", "seed_everything",
+    "set_rng_state", "train_sources", "val_set", "write_results_csv",
 ]

@@ -144,8 +144,8 @@ class TrainConfig:
         model: registered model name. model_overrides: model-config fields to change (checked by the model).
         init: weights to initialise from (:func:`kanpose_cli.core.weights.init_weights`), or None.
         epochs: epochs to train. batch: batch size per process. workers: DataLoader workers.
-        seed: base seed of the sample order and augmentation, or None for :func:`default_seed` (0, or the ``init``
-            checkpoint's training seed + 1), resolved when the :class:`~.loop.Trainer` is built.
+        seed: base seed of the sample order and augmentation, or None for :func:`default_seed` (0, or the highest
+            training seed of the ``init`` weights' lineage + 1), resolved when the :class:`~.loop.Trainer` is built.
         optim, sched, ema, val, data: the sections above. aug: augmentation, or None for plain box crops.
         clip_grad: max gradient L2 norm, or None. amp: ``none``, ``bf16`` or ``fp16`` (CUDA only).
         channels_last: NHWC memory layout. sync_bn: SyncBatchNorm under DDP (CUDA only).
@@ -223,41 +223,63 @@ class TrainConfig:
 
 
 # ------------------------------------------------------------------------------------------------- seed
+def lineage_seeds(init: str | None) -> list[int]:
+    """The training seeds already used by the weights ``init`` descends from, sorted and without repeats.
+
+    A checkpoint written by ``kanpose train`` records its run's config (``provenance.config.seed``) and the seeds of
+    the weights that run started from (``provenance.seeds_before``); a shipped file (``tools/ship_weights.py``)
+    records the same two per phase (``provenance.phases[i]``). So the whole chain of ``--init`` runs is seen, not
+    only the direct parent.
+
+    Args:
+        init: a run's ``init`` (a checkpoint path, ``hub``, ``hf://…``) or None.
+
+    Returns:
+        The seeds (ints), [] for None, hub weights, foreign checkpoints and unreadable files. Never raises (loading
+        ``init`` reports its own errors later).
+    """
+    if not init:
+        return []
+    from kanpose_cli.core.weights import read_model_card
+    from kanpose_cli.core.weights.hub import is_hub_weights
+
+    if is_hub_weights(init) or not Path(init).is_file():
+        return []
+    try:
+        prov = read_model_card(init).meta.get("provenance") or {}
+    except Exception:  # noqa: BLE001 - not a kanpose checkpoint: init_weights reports what it is
+        return []
+    if not isinstance(prov, dict) or prov.get("trained_with") != "kanpose train":
+        return []
+    records = [prov] + [p for p in prov.get("phases") or [] if isinstance(p, dict)]
+    seeds = []
+    for r in records:
+        cfg = r.get("config")
+        seeds.append(cfg.get("seed") if isinstance(cfg, dict) else None)
+        before = r.get("seeds_before")
+        seeds.extend(before if isinstance(before, list) else [])
+    return sorted({s for s in seeds if isinstance(s, int) and not isinstance(s, bool)})
+
+
 def default_seed(init: str | None) -> int:
-    """The seed of a run that does not choose one: 0, or — when ``init`` is a checkpoint written by ``kanpose
-    train`` (its provenance records the run's config) — that run's seed + 1; for shipped weights made from several
-    runs (their provenance lists each phase's config) the highest seed of any phase + 1.
+    """The seed of a run that does not choose one: 0, or — when ``init`` descends from ``kanpose train`` runs —
+    the highest seed of that lineage + 1 (:func:`lineage_seeds`: the parent run, the runs it started from, every
+    phase of a shipped file).
 
     Why: which persons an epoch draws and how each is augmented are functions of ``(seed, epoch, item)``, so a
     run that continues training from another run's weights with the same seed replays that run's crops exactly
     (epoch e sees the crops of the earlier run's epoch e). Seen on the shipped AMFACPose weights (weights/README.md):
     after five ``--init`` phases with seed 0, the first epoch of the sixth had the lowest train loss of the whole
-    training. A chain of ``--init`` runs gets seeds 0, 1, 2, ... this way.
+    training. A chain of ``--init`` runs gets seeds 0, 1, 2, ... this way, and a run given an explicit low seed
+    in the middle of a chain does not make its children replay older phases.
 
     Args:
         init: the run's ``init`` (a checkpoint path, ``hub``, ``hf://…``) or None.
 
     Returns:
-        The seed (an int). Never raises: hub weights, foreign checkpoints and unreadable files give 0 (loading
-        ``init`` reports its own errors later).
+        The seed (an int). Never raises: hub weights, foreign checkpoints and unreadable files give 0.
     """
-    if not init:
-        return 0
-    from kanpose_cli.core.weights import read_model_card
-    from kanpose_cli.core.weights.hub import is_hub_weights
-
-    if is_hub_weights(init) or not Path(init).is_file():
-        return 0
-    try:
-        prov = read_model_card(init).meta.get("provenance") or {}
-    except Exception:  # noqa: BLE001 - not a kanpose checkpoint: init_weights reports what it is
-        return 0
-    if prov.get("trained_with") != "kanpose train":
-        return 0
-    # a run's checkpoint records its config; a shipped file (tools/ship_weights.py) records one config per phase
-    configs = [prov.get("config")] + [(p or {}).get("config") for p in prov.get("phases") or []]
-    seeds = [c.get("seed") for c in configs if isinstance(c, dict)]
-    seeds = [s for s in seeds if isinstance(s, int) and not isinstance(s, bool)]
+    seeds = lineage_seeds(init)
     return max(seeds) + 1 if seeds else 0
 
 

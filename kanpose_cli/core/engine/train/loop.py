@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from kanpose_cli.core.data.dataset import TopDownDataset, collate
 from kanpose_cli.core.data.training_sets import load_sources
 from kanpose_cli.core.engine.distributed import init_distributed
-from kanpose_cli.core.engine.train.config import TrainConfig, default_seed
+from kanpose_cli.core.engine.train.config import TrainConfig, lineage_seeds
 from kanpose_cli.core.engine.train.optim import LrSchedule, ModelEMA, param_groups
 from kanpose_cli.core.engine.train.outputs import plot_results, write_results_csv
 from kanpose_cli.core.engine.train.sampler import RatioSampler
@@ -76,8 +76,10 @@ class Trainer:
         self.callbacks = list(callbacks or [])
         self.rank, self.world, self.device = init_distributed(cfg.device)
         self.is_main = self.rank == 0
+        # the seeds of the weights this run starts from, so that runs continuing from this one's checkpoints skip them
+        self.seeds_before = lineage_seeds(cfg.init)
         if cfg.seed is None:  # resolved once; config.json, the state and the checkpoints record the number
-            cfg.seed = default_seed(cfg.init) if state is None else 0
+            cfg.seed = (max(self.seeds_before) + 1 if self.seeds_before else 0) if state is None else 0  # default_seed
         seed_everything(cfg.seed + self.rank)
         if not cfg.data.train:
             raise InputError("no training data: give --train-ann and --train-images")
@@ -326,14 +328,15 @@ class Trainer:
 
     # -------------------------------------------------------------------------------------------- outputs
     def provenance(self, metrics: dict | None) -> dict:
-        """What the exported checkpoints record about their training (data, progress, config, ``--init``)."""
+        """What the exported checkpoints record about their training (data, progress, config, ``--init`` and the
+        seeds of its lineage, ``seeds_before``: see :func:`lineage_seeds`)."""
         cfg = self.cfg.to_dict()
         return {
             "trained_with": "kanpose train", "data": cfg.pop("data"), "epochs_trained": self.epoch,
             "epochs_planned": self.epochs, "steps": self.step, "batch_per_process": self.batch_size,
             "world_size": self.world, "device": str(self.device), "wall_time_s": round(self.wall_s, 1),
             "val_metrics_gt_boxes": metrics, "ema": self.ema is not None, "torch": torch.__version__,
-            "config": cfg,
+            "config": cfg, "seeds_before": self.seeds_before,
             "init": ({k: v for k, v in self.init_report.to_dict().items() if k != "rows"}
                      if self.init_report is not None else self.cfg.init),
         }
