@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from kanpose_cli.core.data.sources import ImageListSource
 from kanpose_cli.core.engine.distributed import Shard, shard_source
 
@@ -92,3 +94,38 @@ def test_two_gloo_processes_write_the_same_files_as_one(coco_mini, tmp_path):
     assert _same(json.loads((runs[1] / "labels.json").read_text()), json.loads((runs[2] / "labels.json").read_text()))
     coco = json.loads((one / "coco_results.json").read_text())
     assert len(coco) > 0 and [r["image_id"] for r in coco] == sorted(r["image_id"] for r in coco)
+
+
+THREADS_SCRIPT = """
+import os
+from kanpose_cli.core.engine import distributed
+
+def threads():
+    return len(os.listdir("/proc/self/task"))
+
+before = threads()
+shard = distributed.start("cpu")
+import torchvision  # noqa: F401  (imports torch._dynamo after the group exists, as predict's model building does)
+from kanpose_cli.core.models import create_model
+create_model("amfacpose-r18-128x96")
+distributed.broadcast(distributed.gather(shard.rank, shard), shard)
+during = threads()
+distributed.finish(shard)
+print("threads", shard.rank, before, during, threads())
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc/self/task (Linux)")
+def test_finish_stops_the_gloo_threads_before_interpreter_shutdown(tmp_path):
+    """Gloo worker threads still alive at interpreter shutdown abort a rank at random (exit -6); ``finish`` must
+    leave none, also after torchvision (hence torch._dynamo) was imported with the group already up."""
+    script = tmp_path / "threads.py"
+    script.write_text(THREADS_SCRIPT)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                           str(script)], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = sorted(line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("threads "))
+    assert [c[0] for c in counts] == ["0", "1"], proc.stdout
+    for _, before, during, after in counts:
+        assert int(during) > int(before)  # the group's threads (gloo's event loop and workers)
+        assert int(after) == int(before), f"{int(after) - int(before)} thread(s) left after finish()"
