@@ -111,7 +111,9 @@ create_model("amfacpose-r18-128x96")
 distributed.broadcast(distributed.gather(shard.rank, shard), shard)
 during = threads()
 distributed.finish(shard)
-print("threads", shard.rank, before, during, threads())
+# one file per rank: both ranks share torchrun's stdout, where their lines can interleave character by character
+with open(f"threads-{shard.rank}.txt", "w") as f:
+    f.write(f"{before} {during} {threads()}")
 """
 
 
@@ -124,8 +126,9 @@ def test_finish_stops_the_gloo_threads_before_interpreter_shutdown(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
                            str(script)], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    counts = sorted(line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("threads "))
-    assert [c[0] for c in counts] == ["0", "1"], proc.stdout
-    for _, before, during, after in counts:
+    files = sorted(p.name for p in tmp_path.glob("threads-*.txt"))
+    assert files == ["threads-0.txt", "threads-1.txt"], proc.stdout
+    for name in files:
+        before, during, after = (tmp_path / name).read_text().split()
         assert int(during) > int(before)  # the group's threads (gloo's event loop and workers)
         assert int(after) == int(before), f"{int(after) - int(before)} thread(s) left after finish()"
