@@ -26,20 +26,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-
-def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one xyxy box (4,) with (N, 4) xyxy boxes, pixels -> (N,) in [0, 1]."""
-    iw = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    ih = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = iw * ih
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
+import torch
+from torchvision.ops import box_iou
 
 
 def scale_boxes(boxes: np.ndarray, factor: float) -> np.ndarray:
-    """(N, 4) xyxy boxes scaled by ``factor`` about their centres."""
+    """(N, 4) float32 ``x1, y1, x2, y2`` boxes (original-image pixels) scaled by ``factor`` about their centres."""
     c = (boxes[:, :2] + boxes[:, 2:]) / 2
     half = (boxes[:, 2:] - boxes[:, :2]) * factor / 2
     return np.concatenate([c - half, c + half], axis=1).astype(np.float32)
@@ -69,10 +61,15 @@ def main() -> None:
                                 args.data / args.split)
         est = PoseEstimator(args.model, args.weights, boxes="gt", annotations=data, device=args.device, flip=True)
         detector = make_box_source("detector", args.detector, conf=args.det_conf, device=args.device)
-        ids = sorted(data.coco.getImgIds())
-        images = {i: read_image(data.image(i).path) for i in ids}
     except KanposeError as exc:
         sys.exit(f"error: {exc}")
+    images = {}
+    for i in data.coco.getImgIds():
+        try:
+            images[i] = read_image(data.image(i).path)
+        except KanposeError as exc:  # reported and left out of every row
+            print(f"skipped {data.image(i).path}: {exc}", file=sys.stderr)
+    ids = sorted(images)
 
     def pose(i, boxes, scores):
         if not len(boxes):
@@ -95,8 +92,9 @@ def main() -> None:
         r = det_all[i]
         if r is None or not len(gt[i][0]):
             continue
-        best = [int(np.argmax(box_iou(g, r.boxes))) for g in gt[i][0]]
-        ious += [float(box_iou(g, r.boxes[j:j + 1])[0]) for g, j in zip(gt[i][0], best)]
+        iou = box_iou(torch.from_numpy(gt[i][0]), torch.from_numpy(r.boxes)).numpy()  # (N_gt, N_det)
+        best = [int(j) for j in iou.argmax(axis=1)]
+        ious += [float(iou[g, j]) for g, j in enumerate(best)]
         matched[i] = r.select(sorted(set(best)))
 
     def with_unit_scores(results):
