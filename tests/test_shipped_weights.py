@@ -3,8 +3,6 @@ silently): COCO keypoint AP on coco-mini val2017, ground-truth boxes, flip test.
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from kanpose_cli.core.models.registry import get_spec
@@ -22,17 +20,35 @@ def _shipped():
     return path
 
 
-def test_card_states_the_accuracy_and_the_readme_quotes_it():
+# the card's results table: the row of each box source, by the start of its first cell
+CARD_ROWS = {"gt": "ground-truth person boxes", "detector": "YOLO11n-pose person boxes"}
+CARD_COLUMNS = ("AP", "AP50", "AP75", "AR")
+
+
+def card_results_table(card_text: str) -> tuple[str, dict[str, dict[str, str]]]:
+    """The caption and the table under '## Results' in a model card: ``{first cell: {column: cell}}``."""
+    section = card_text.split("\n## Results\n", 1)[1].split("\n## ", 1)[0]
+    lines = [ln.strip() for ln in section.strip().splitlines()]
+    rows = [ln for ln in lines if ln.startswith("|")]
+    caption = " ".join(lines[:lines.index(rows[0])])
+    cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in rows]
+    header, body = cells[0], cells[2:]  # cells[1] is the |---| rule
+    return caption, {r[0]: dict(zip(header[1:], r[1:])) for r in body}
+
+
+def test_card_results_table_states_the_stored_accuracy():
     path = _shipped()
-    card = read_model_card(path)
-    acc = card.provenance["accuracy"]
-    assert acc["flip"] is True and "coco-mini val2017" in acc["dataset"]
-    assert 0.0 <= acc["detector"]["AP"] <= 1.0
-    readme = (path.parent / "README.md").read_text()
-    assert path.name in readme
-    # the human-readable card quotes the machine-readable figures (3 decimals)
-    for boxes in ("gt", "detector"):
-        assert re.search(rf"\b{acc[boxes]['AP']:.3f}\b", readme), (boxes, acc[boxes]["AP"])
+    acc = read_model_card(path).provenance["accuracy"]
+    text = (path.parent / "README.md").read_text()
+    assert path.name in text.split("\n## ", 1)[0]  # the card's title names the file
+    caption, table = card_results_table(text)
+    assert acc["flip"] is True and "flip test on" in caption, caption
+    assert acc["dataset"] in caption, (acc["dataset"], caption)
+    for boxes, label in CARD_ROWS.items():
+        row = next((cells for first, cells in table.items() if first.startswith(label)), None)
+        assert row is not None, f"the card's results table has no row for {label!r}: {list(table)}"
+        for metric in CARD_COLUMNS:
+            assert row.get(metric) == f"{acc[boxes][metric]:.3f}", (boxes, metric, row.get(metric), acc[boxes][metric])
 
 
 @pytest.mark.slow
