@@ -39,10 +39,10 @@ RULES = [
 ]
 
 # The command layer: options and printing only. Box sources, the pipeline and the trackers are built in one place
-# (``core.engine.estimator.PoseEstimator``), never by a command.
+# (``core.inference.estimator.PoseEstimator``), never by a command.
 CLI_RULES = [
     ("kanpose_cli.cli", "kanpose_cli.core.detect", "box sources and detectors are built by the estimator"),
-    ("kanpose_cli.cli", "kanpose_cli.core.engine.pipeline", "the crop -> network -> uncrop loop is the estimator's"),
+    ("kanpose_cli.cli", "kanpose_cli.core.inference.pipeline", "the crop -> network -> uncrop loop is the estimator's"),
     ("kanpose_cli.cli", "kanpose_cli.core.track", "trackers are built by the estimator"),
 ]
 

@@ -148,8 +148,8 @@ def train(
 
     import torch.distributed as dist
 
-    from kanpose_cli.core.engine import train as T
-    from kanpose_cli.core.engine.distributed import dist_info, init_distributed
+    from kanpose_cli.core import training as T
+    from kanpose_cli.core.tasks.distributed import dist_info, init_distributed
     from kanpose_cli.core.io import next_run_dir
     from kanpose_cli.core.weights import DEFAULT_MODEL
     from kanpose_cli.core.weights.hub import is_hub_weights

@@ -1,7 +1,7 @@
 """Data-parallel inference with PyTorch's own launcher: ``torchrun --nproc-per-node N -m kanpose_cli predict|label``.
 
 Every rank (one GPU each with NCCL, or a CPU process with gloo; the process group is started by
-:func:`init_distributed`, as for DDP training by :mod:`kanpose_cli.core.engine.train`) takes every N-th input image
+:func:`init_distributed`, as for DDP training by :mod:`kanpose_cli.core.training`) takes every N-th input image
 (:func:`shard_source`), runs the same estimator on its share and writes its own per-image files into **one** run
 folder, which rank 0 claims and broadcasts (:func:`shared_run_dir`). At the end rank 0 gathers what has to be one
 file — the COCO results of ``predict --save-coco`` (:func:`merge_predictions`) or the label JSON of ``label``
@@ -170,9 +170,9 @@ def broadcast(obj, shard: Shard):
 
 
 def merge_predictions(writer, summary, source: Source, shard: Shard, run_dir: Path):
-    """After :func:`~kanpose_cli.core.engine.predictor.run_predict` on every rank: rank 0 writes the one COCO
+    """After :func:`~kanpose_cli.core.tasks.predictor.run_predict` on every rank: rank 0 writes the one COCO
     results file (entries in input order, as a single process writes them) and every rank gets the merged
-    :class:`~kanpose_cli.core.engine.predictor.PredictSummary` (frames, persons and skipped summed over ranks,
+    :class:`~kanpose_cli.core.tasks.predictor.PredictSummary` (frames, persons and skipped summed over ranks,
     seconds = the slowest rank). A run folder nobody wrote into is removed again.
 
     Returns:
@@ -180,7 +180,7 @@ def merge_predictions(writer, summary, source: Source, shard: Shard, run_dir: Pa
     """
     if not shard.distributed:
         return summary, bool(getattr(writer.run_dir, "created", True))
-    from kanpose_cli.core.engine.predictor import PredictSummary
+    from kanpose_cli.core.tasks.predictor import PredictSummary
 
     order = getattr(source, "global_index", {})
     parts = gather((writer.coco, writer.coco_paths, summary), shard)
@@ -218,13 +218,13 @@ def merge_labels(source: Source, teacher, source_root: Path | None, shard: Shard
 
     Args:
         source: this rank's share (:func:`shard_source`). teacher: the estimator. source_root: as
-            :func:`~kanpose_cli.core.engine.labeler.label_images`. on_frame: progress callback on this rank.
+            :func:`~kanpose_cli.core.tasks.labeler.label_images`. on_frame: progress callback on this rank.
         label_kwargs: ``box_thr``, ``kpt_thr``, ``min_keypoints``.
 
     Returns:
         ``(coco dict, LabelSummary)`` on rank 0; ``(None, LabelSummary)`` (the merged counts) on the others.
     """
-    from kanpose_cli.core.engine.labeler import _teach, label_images, teacher_name
+    from kanpose_cli.core.tasks.labeler import _teach, label_images, teacher_name
 
     if not shard.distributed:
         return label_images(source, teacher, source_root, on_frame=on_frame, **label_kwargs)

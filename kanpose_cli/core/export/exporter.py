@@ -261,7 +261,7 @@ def gt_crops(model, coco_dir: str | Path, n: int = 8, min_area: float = 32 * 32)
     """
     from kanpose_cli.core.data.coco import CocoKeypointData, standard_layout
     from kanpose_cli.core.data.sources import read_image
-    from kanpose_cli.core.engine.pipeline import make_crops
+    from kanpose_cli.core.inference.pipeline import make_crops
 
     ann_path, images_dir = standard_layout(coco_dir, "val2017")
     if not ann_path.is_file():
@@ -295,7 +295,7 @@ def detector_crops(model, image_path: str | Path, detector: str | None = None, n
     """
     from kanpose_cli.core.data.sources import read_image
     from kanpose_cli.core.detect.boxes import make_box_source
-    from kanpose_cli.core.engine.pipeline import make_crops
+    from kanpose_cli.core.inference.pipeline import make_crops
 
     image = read_image(image_path)
     boxes, _ = make_box_source("detector", detector)([image], [str(image_path)], [None])[0]

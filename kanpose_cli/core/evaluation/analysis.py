@@ -357,7 +357,7 @@ def analyze(ann, results, image_ids: list[int] | None = None, keypoint_set: Keyp
         results: COCO keypoint results (list of dicts or a JSON path): ``image_id``, ``category_id``, ``keypoints``
             flat ``x, y, score`` × 17 in pixels of the original image, ``score`` in [0, 1].
         image_ids: evaluate only these images (default: every image of the annotation file), as
-            :func:`~kanpose_cli.core.engine.evaluator.score_results`, so the ``original`` AP equals the reported AP.
+            :func:`~kanpose_cli.core.evaluation.evaluator.score_results`, so the ``original`` AP equals the reported AP.
         keypoint_set: names and left/right mirror of the 17 keypoints (COCO-17).
 
     Returns:
@@ -374,7 +374,7 @@ def analyze(ann, results, image_ids: list[int] | None = None, keypoint_set: Keyp
         InputError: unreadable annotation or results, results for images not in the annotation file, keypoint
             count other than 17, or no results at all.
     """
-    from kanpose_cli.core.engine.evaluator import load_results
+    from kanpose_cli.core.evaluation.evaluator import load_results
 
     coco_gt = ann if hasattr(ann, "loadRes") else quiet_coco(ann)
     dets = load_results(results)
@@ -572,7 +572,7 @@ def save_analysis(analysis: Analysis, run_dir: str | os.PathLike | RunDir, image
                   coco_gt=None) -> dict[str, Path]:
     """Write ``analysis.json`` and the three plots into ``run_dir`` (next to ``metrics.json``).
 
-    Plots (PNG, :mod:`kanpose_cli.core.engine.analysis_plots`): ``pr_error_curves.png`` (cumulative PR curves at
+    Plots (PNG, :mod:`kanpose_cli.core.evaluation.analysis_plots`): ``pr_error_curves.png`` (cumulative PR curves at
     OKS .75/.50/.10), ``keypoint_errors.png`` (error types per keypoint and per size) and, when ``images_dir`` and
     ``coco_gt`` are given, ``worst_examples.png``.
 
@@ -580,7 +580,7 @@ def save_analysis(analysis: Analysis, run_dir: str | os.PathLike | RunDir, image
         ``{"analysis": path, "pr_curves": path, "keypoint_errors": path[, "worst_examples": path]}``; the same
         names (relative) are stored under ``report["plots"]``.
     """
-    from kanpose_cli.core.engine import analysis_plots  # lazy: matplotlib
+    from kanpose_cli.core.evaluation import analysis_plots  # lazy: matplotlib
 
     run_dir = Path(run_dir)
     paths = {"pr_curves": analysis_plots.plot_pr_corrections(analysis.report, run_dir / "pr_error_curves.png"),
@@ -685,7 +685,7 @@ def save_comparison(comparison: dict, run_a: dict, run_b: dict, save_dir: str | 
                     prefix: str = "compare") -> dict[str, Path]:
     """Write ``compare.json`` and ``pr_compare.png`` (both runs' PR curves on one plot) into a new numbered folder
     ``save_dir/compareN``; returns ``{"dir", "json", "plot"}``."""
-    from kanpose_cli.core.engine import analysis_plots  # lazy: matplotlib
+    from kanpose_cli.core.evaluation import analysis_plots  # lazy: matplotlib
 
     out = Path(next_run_dir(save_dir, prefix).create())
     plot = analysis_plots.plot_pr_compare(run_a["analysis"], run_b["analysis"], comparison["runs"],

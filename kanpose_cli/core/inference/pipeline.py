@@ -1,5 +1,5 @@
 """The top-down pipeline: person boxes -> crops (affine warp) -> batched pose network -> decode -> keypoints in
-original-image pixels. The only crop -> network -> uncrop loop; :class:`~kanpose_cli.core.engine.estimator.
+original-image pixels. The only crop -> network -> uncrop loop; :class:`~kanpose_cli.core.inference.estimator.
 PoseEstimator` drives it for predict, eval, label, bench and the Python API."""
 
 from __future__ import annotations
