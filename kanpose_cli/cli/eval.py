@@ -70,7 +70,7 @@ def _print_analysis(report: dict) -> None:
     """Rich tables of ``analysis.json``: keypoint classes per size, detections, AP per correction, per keypoint."""
     from rich.table import Table
 
-    from kanpose_cli.core.evaluation.analysis import CLASSES, SIZES, STEP_LABELS
+    from kanpose_cli.core.evaluation.analysis_types import CLASSES, SIZES, STEP_LABELS
 
     th, kp = report["thresholds"], report["keypoints"]
     table = Table(title=f"Keypoints of matched persons (OKS ≥ {th['match_oks']:g}): count (%)",

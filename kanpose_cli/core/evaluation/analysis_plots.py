@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kanpose_cli.core.evaluation.analysis import (CLASSES, KEYPOINT_ERRORS, PR_OKS, SIZES, STEP_LABELS, STEPS,
-                                                 UNLABELLED, Analysis, MatchDiagnosis)
 from kanpose_cli.core.errors import InputError
+from kanpose_cli.core.evaluation.analysis_types import (CLASSES, KEYPOINT_ERRORS, PR_OKS, SIZES, STEP_LABELS, STEPS,
+                                                       UNLABELLED, Analysis, MatchDiagnosis)
 from kanpose_cli.core.io import atomic_path
 from kanpose_cli.core.paths import keep_third_party_files_in_cache
 
