@@ -37,8 +37,13 @@ class LabelSummary:
     keypoints: int
 
 
-def _teach(frames: Iterable, teacher) -> Iterator[tuple[object, tuple | None]]:
-    """``(frame, (boxes, box_scores, keypoints, keypoint_scores) or None)`` for every frame."""
+def teach(frames: Iterable, teacher) -> Iterator[tuple[object, tuple | None]]:
+    """``(frame, (boxes, box_scores, keypoints, keypoint_scores) or None)`` for every frame.
+
+    ``teacher`` is a :class:`~kanpose_cli.core.inference.estimator.PoseEstimator` (run batched over the frames) or a
+    callable ``(image, path) -> PoseResult | tuple | None``. Boxes (N, 4) and keypoints (N, K, 2) are pixels of the
+    frame's image, x before y; None for a frame that could not be read (``frame.image is None``).
+    """
     if hasattr(teacher, "run"):  # a PoseEstimator: batched over images
         pairs = teacher.run(frames)
     else:
@@ -108,7 +113,7 @@ def label_images(frames: Iterable, teacher, source_root: Path | None, box_thr: f
     """
     images, annotations, used_ids = [], [], set()
     skipped = 0
-    for n, (frame, out) in enumerate(_teach(frames, teacher)):
+    for n, (frame, out) in enumerate(teach(frames, teacher)):
         if out is None:
             skipped += 1
             if on_frame:
@@ -239,7 +244,7 @@ def fill_missing_keypoints(instances: list, teacher, images_root: str | Path, kp
 
     images, annotations = [], []
     skipped = filled_total = 0
-    for n, (frame, out) in enumerate(_teach(frames(), teacher)):
+    for n, (frame, out) in enumerate(teach(frames(), teacher)):
         people = by_path[str(frame.path)]
         if out is None:
             skipped += 1

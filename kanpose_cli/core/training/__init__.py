@@ -4,7 +4,7 @@ resumable state, DDP, logging, best/last export.
 Modules: :mod:`.config` (:class:`TrainConfig`, recipes, ``--set``), :mod:`.optim` (parameter groups with layer-wise
 lr decay, :class:`LrSchedule`, :class:`ModelEMA`), :mod:`.sampler` (:class:`RatioSampler`), :mod:`.state` (the
 resumable state), :mod:`.loop` (:class:`Trainer`, :class:`Callback`), :mod:`.outputs` (``results.csv``/``.png``).
-Process groups: :mod:`kanpose_cli.core.tasks.distributed`.
+Process groups: :mod:`kanpose_cli.core.parallel`.
 
 References: mmpose 0.x/1.x training loop and ViTPose's ``layer_decay_optimizer_constructor.py`` (layer-wise lr
 decay, no weight decay on 1-D params and ``pos_embed``), mmpose ``ExpMomentumEMA`` (RTMPose/FlatPose), mmcv

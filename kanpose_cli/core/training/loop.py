@@ -18,7 +18,6 @@ from torch.utils.data import DataLoader
 
 from kanpose_cli.core.data.dataset import TopDownDataset, collate
 from kanpose_cli.core.data.training_sets import load_sources
-from kanpose_cli.core.tasks.distributed import init_distributed
 from kanpose_cli.core.training.config import TrainConfig, lineage_seeds
 from kanpose_cli.core.training.optim import LrSchedule, ModelEMA, param_groups
 from kanpose_cli.core.training.outputs import plot_results, write_results_csv
@@ -34,6 +33,7 @@ from kanpose_cli.core.errors import DeviceError, InputError
 from kanpose_cli.core.io import RunDir, write_text_atomic
 from kanpose_cli.core.models.losses import build_loss
 from kanpose_cli.core.models.registry import PoseModel, create_model
+from kanpose_cli.core.parallel import init_distributed
 
 
 class Callback:
