@@ -1,4 +1,4 @@
-"""Training engine: typed config and recipes, optimiser/scheduler/EMA, ratio sampling over several training sets,
+"""Training: typed config and recipes, optimiser/scheduler/EMA, ratio sampling over several training sets,
 resumable state, DDP, logging, best/last export.
 
 Modules: :mod:`.config` (:class:`TrainConfig`, recipes, ``--set``), :mod:`.optim` (parameter groups with layer-wise
