@@ -240,6 +240,7 @@ def compare(
     from rich.table import Table
 
     from kanpose_cli.core.evaluation import analysis
+    from kanpose_cli.core.evaluation.analysis_types import STEP_LABELS
 
     runs = [analysis.load_run(run_a), analysis.load_run(run_b)]
     for run in runs:
@@ -252,8 +253,8 @@ def compare(
                 ("Keypoints of matched persons (% of labelled)", result["keypoints"], 1.0, "{:.1f}", "{:+.1f}"),
                 ("Detection errors (count)", {analysis.DETECTION_LABELS[k]: v for k, v in
                                               result["detections"].items()}, 1.0, "{:.0f}", "{:+.0f}"),
-                ("AP after each cumulative correction (%)", {analysis.STEP_LABELS[k]: v for k, v in
-                                                             result["ap_steps"].items()}, 100.0, "{:.1f}", "{:+.1f}"))
+                ("AP after each cumulative correction (%)", {STEP_LABELS[k]: v for k, v in
+                                                    result["ap_steps"].items()}, 100.0, "{:.1f}", "{:+.1f}"))
     for title, rows, scale, fmt, dfmt in sections:
         table = Table(title=title, title_justify="left")
         table.add_column("", style="bold")

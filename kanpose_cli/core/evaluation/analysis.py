@@ -72,6 +72,7 @@ from kanpose_cli.core.evaluation.analysis_types import (AP_OKS, CLASSES, GOOD, G
                                                        KEYPOINT_ERRORS, LARGE_AREA, MATCH_OKS, MAX_DETS, MEDIUM_AREA,
                                                        METHOD, MISS, PR_OKS, PROXIMITY_KS, SCORING_OKS, SIZES, STEPS,
                                                        SWAP, UNLABELLED, Analysis, MatchDiagnosis)
+from kanpose_cli.core.evaluation.analysis_types import STEP_LABELS as STEP_LABELS  # re-exported: analysis.STEP_LABELS
 from kanpose_cli.core.io import RunDir, next_run_dir, write_json_atomic
 from kanpose_cli.core.keypoints import COCO17, KeypointSet
 
