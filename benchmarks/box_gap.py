@@ -53,7 +53,7 @@ def main() -> None:
     from kanpose_cli.core.data.coco import CocoKeypointData
     from kanpose_cli.core.data.sources import read_image
     from kanpose_cli.core.detect.boxes import make_box_source
-    from kanpose_cli.core.engine.evaluator import padded_areas, rescore_and_nms, score_results
+    from kanpose_cli.core.evaluation.evaluator import padded_areas, rescore_and_nms, score_results
     from kanpose_cli.core.errors import KanposeError
 
     try:

@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it; imported on first attribute access (PEP 562)
 _LAZY = {
-    "PoseEstimator": "kanpose_cli.core.engine.estimator",
+    "PoseEstimator": "kanpose_cli.core.inference.estimator",
     "PoseResult": "kanpose_cli.core.results",
     "create_model": "kanpose_cli.core.models",
     "list_models": "kanpose_cli.core.models",

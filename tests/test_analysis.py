@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from kanpose_cli.cli.app import app
 from kanpose_cli.core.data.coco import quiet_coco
-from kanpose_cli.core.engine import analysis as A
-from kanpose_cli.core.engine import evaluator
+from kanpose_cli.core.evaluation import analysis as A
+from kanpose_cli.core.evaluation import evaluator
 from kanpose_cli.core.errors import InputError
 from kanpose_cli.core.keypoints import COCO17
 

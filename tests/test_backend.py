@@ -1,4 +1,4 @@
-"""``--backend auto|torch|onnxruntime`` (core/engine/backend.py): the cached ONNX export run by onnxruntime gives
+"""``--backend auto|torch|onnxruntime`` (core/inference/backend.py): the cached ONNX export run by onnxruntime gives
 the keypoints of torch on real images, one export serves later runs, other weights get their own file, and the
 rules of ``auto`` and the errors hold."""
 
@@ -54,7 +54,7 @@ def test_auto_is_onnxruntime_on_cpu_and_matches_torch_on_real_images(coco_mini, 
 
 
 def test_cache_key_follows_the_weights(cache):
-    from kanpose_cli.core.engine.backend import onnx_cache_path
+    from kanpose_cli.core.inference.backend import onnx_cache_path
     from kanpose_cli.core.models import create_model
 
     model = create_model("amfacpose-r18-128x96")
@@ -67,7 +67,7 @@ def test_cache_key_follows_the_weights(cache):
 
 def test_auto_rules_and_errors(tmp_path, cache):
     from kanpose_cli import PoseEstimator
-    from kanpose_cli.core.engine.backend import resolve_backend
+    from kanpose_cli.core.inference.backend import resolve_backend
     from kanpose_cli.core.models import create_model
 
     model = create_model("amfacpose-r18-128x96")
@@ -136,7 +136,7 @@ def test_onnxruntime_micro_batches_large_crops_like_torch(cache):
     """An export stores the largest intermediate of one crop; onnxruntime then runs a CPU batch of 256×192
     AMFACPose crops (4.5 MiB each, 36 MiB at batch 8 > the 32 MiB mmap cap) as micro-batches of ⌊12 ÷ 4.5⌋ = 2,
     with the same outputs as one whole-batch run; a small batch runs whole."""
-    from kanpose_cli.core.engine.backend import to_onnxruntime
+    from kanpose_cli.core.inference.backend import to_onnxruntime
     from kanpose_cli.core.models import create_model
     from kanpose_cli.core.models.inference import largest_activation_bytes
 

@@ -28,7 +28,7 @@ def _small_model() -> str:
 
 
 def test_resolve_models_patterns_and_errors():
-    from kanpose_cli.core.engine.benchmark import parse_int_list, parse_precisions, resolve_models
+    from kanpose_cli.core.benchmark.benchmark import parse_int_list, parse_precisions, resolve_models
 
     names = list_models()
     assert resolve_models(None) == names
@@ -45,7 +45,7 @@ def test_resolve_models_patterns_and_errors():
 
 
 def test_bf16_on_cpu_only_with_native_bf16(monkeypatch):
-    from kanpose_cli.core.engine import benchmark as B
+    from kanpose_cli.core.benchmark import benchmark as B
 
     monkeypatch.setattr(B, "cpu_has_bf16", lambda: True)
     assert B.parse_precisions("fp32,bf16", torch.device("cpu")) == ["fp32", "bf16"]
@@ -137,7 +137,7 @@ def test_transformers_vitpose_twin_same_weights():
     """The transformers VitPose peer computes the same heatmaps as our vitpose-s with the converted weights."""
     if "vitpose-s" not in list_models():
         pytest.skip("vitpose-s not registered")
-    from kanpose_cli.core.engine.benchmark import hf_vitpose_twin
+    from kanpose_cli.core.benchmark.benchmark import hf_vitpose_twin
 
     model = create_model("vitpose-s")
     hf, diff = hf_vitpose_twin(model)

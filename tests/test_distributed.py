@@ -1,5 +1,5 @@
 """``torchrun --nproc-per-node 2 -m kanpose_cli predict|label``: 2 gloo CPU processes give the same files and
-keypoints as one process (core/engine/distributed.py)."""
+keypoints as one process (core/tasks/distributed.py)."""
 
 import json
 import os
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kanpose_cli.core.data.sources import ImageListSource
-from kanpose_cli.core.engine.distributed import Shard, shard_source
+from kanpose_cli.core.tasks.distributed import Shard, shard_source
 
 COMMON = ["--model", "amfacpose-r18-128x96", "--device", "cpu", "--batch", "4"]
 
@@ -98,7 +98,7 @@ def test_two_gloo_processes_write_the_same_files_as_one(coco_mini, tmp_path):
 
 THREADS_SCRIPT = """
 import os
-from kanpose_cli.core.engine import distributed
+from kanpose_cli.core.tasks import distributed
 
 def threads():
     return len(os.listdir("/proc/self/task"))

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from kanpose_cli.cli.app import app
 from kanpose_cli.core.data.coco import CocoKeypointData
-from kanpose_cli.core.engine import evaluator
-from kanpose_cli.core.engine.oks_nms import oks_nms
+from kanpose_cli.core.evaluation import evaluator
+from kanpose_cli.core.evaluation.oks_nms import oks_nms
 from kanpose_cli.core.errors import InputError
 from kanpose_cli.core.models import create_model, get_spec, list_models
 
@@ -170,7 +170,7 @@ def test_evaluate_model_public_api(coco_mini, tmp_path):
 @pytest.mark.parametrize("family", families())
 def test_flip_test_maps_keypoints_through_flip_index(family):
     """A crop and its mirror give mirrored keypoints whose left/right labels are swapped by ``flip_index``."""
-    from kanpose_cli.core.engine.pipeline import TopDownPipeline
+    from kanpose_cli.core.inference.pipeline import TopDownPipeline
 
     torch.manual_seed(0)
     model = create_model(small_variant(family))

@@ -49,7 +49,7 @@ def crops_cache():
 def _crops(model, coco_mini, cache):
     key = (tuple(model.input_size), model.spec.udp)
     if key not in cache:
-        from kanpose_cli.core.engine.exporter import gt_crops
+        from kanpose_cli.core.export.exporter import gt_crops
 
         cache[key] = gt_crops(model, coco_mini, n=4)
     return cache[key]
@@ -59,7 +59,7 @@ def _crops(model, coco_mini, cache):
 def test_onnx_export_parity_every_family(family, coco_mini, tmp_path, crops_cache):
     """Raw-output ONNX export of one small variant per family: decoded keypoints within 0.01 px of PyTorch on real
     GT-box crops (batch 4, exported with batch 2: the batch axis is dynamic); metadata round-trips."""
-    from kanpose_cli.core.engine.exporter import check_onnx_parity, export_onnx, read_onnx_meta
+    from kanpose_cli.core.export.exporter import check_onnx_parity, export_onnx, read_onnx_meta
 
     name = smallest_variant(family)
     torch.manual_seed(0)
@@ -81,7 +81,7 @@ def test_onnx_export_parity_every_family(family, coco_mini, tmp_path, crops_cach
 
 def test_onnx_decode_in_graph_simcc(coco_mini, tmp_path, crops_cache):
     """``--decode``: the SimCC decode traces; keypoints (crop px) + scores straight from onnxruntime."""
-    from kanpose_cli.core.engine.exporter import check_onnx_parity, export_onnx
+    from kanpose_cli.core.export.exporter import check_onnx_parity, export_onnx
     from kanpose_cli.core.models.registry import PoseModel
     from kanpose_cli.core.weights import load_pose_model
 
@@ -110,7 +110,7 @@ def test_onnx_decode_in_graph_simcc(coco_mini, tmp_path, crops_cache):
 @pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_onnx_decode_in_graph_every_family(family, coco_mini, tmp_path, crops_cache):
-    from kanpose_cli.core.engine.exporter import check_onnx_parity, export_onnx
+    from kanpose_cli.core.export.exporter import check_onnx_parity, export_onnx
 
     name = smallest_variant(family)
     torch.manual_seed(0)
@@ -122,7 +122,7 @@ def test_onnx_decode_in_graph_every_family(family, coco_mini, tmp_path, crops_ca
 
 @pytest.mark.slow
 def test_torchscript_export_parity(coco_mini, tmp_path, crops_cache):
-    from kanpose_cli.core.engine.exporter import check_torchscript_parity, export_torchscript
+    from kanpose_cli.core.export.exporter import check_torchscript_parity, export_torchscript
 
     name = smallest_variant(FAMILIES[0])
     model = create_model(name)
@@ -208,7 +208,7 @@ def test_onnx_mish_matches_torch_and_leaves_no_softplus(tmp_path):
     graph has Exp but no Softplus/Tanh."""
     import onnx
 
-    from kanpose_cli.core.engine.exporter import OnnxMish, export_onnx, onnx_friendly
+    from kanpose_cli.core.export.exporter import OnnxMish, export_onnx, onnx_friendly
 
     x = torch.cat([torch.linspace(-100, 100, 20001), torch.tensor([-1e30, -88.0, 0.0, 19.99, 20.0, 20.01, 1e30])])
     ref, got = torch.nn.functional.mish(x), OnnxMish()(x)

@@ -58,7 +58,7 @@ def test_prepared_amfacpose_gives_the_same_keypoints(name):
 def test_real_crops_with_shipped_weights(coco_mini):
     from kanpose_cli.core.data.coco import CocoKeypointData
     from kanpose_cli.core.data.sources import read_image
-    from kanpose_cli.core.engine.estimator import PoseEstimator
+    from kanpose_cli.core.inference.estimator import PoseEstimator
 
     data = CocoKeypointData(coco_mini / "annotations" / "person_keypoints_val2017.json", coco_mini / "val2017")
     est = PoseEstimator("amfacpose-r18-128x96", boxes="gt", annotations=data, batch=8, backend="torch")

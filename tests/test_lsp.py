@@ -175,7 +175,7 @@ def test_real_lspet_first_person():
 def test_teacher_fill_in_adds_only_missing_joints_of_matched_people(lspet):
     """``kanpose label --fill``: a matched teacher person fills the face points it scores ≥ kpt_thr; ground-truth
     joints stay as they are; a person the teacher does not match (OKS < match_oks) is written unfilled."""
-    from kanpose_cli.core.engine.labeler import fill_missing_keypoints
+    from kanpose_cli.core.tasks.labeler import fill_missing_keypoints
 
     folder, _, _ = lspet
     inst = load_lsp_instances(folder / "joints.mat", folder / "images", COCO17)

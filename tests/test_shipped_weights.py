@@ -53,7 +53,7 @@ def test_card_results_table_states_the_stored_accuracy():
 
 @pytest.mark.slow
 def test_shipped_checkpoint_keeps_its_stated_ap(coco_mini):
-    from kanpose_cli.core.engine.evaluator import evaluate_model
+    from kanpose_cli.core.evaluation.evaluator import evaluate_model
 
     path = _shipped()
     stated = read_model_card(path).provenance["accuracy"]["gt"]["AP"]

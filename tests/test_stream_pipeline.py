@@ -382,7 +382,7 @@ def test_an_exception_in_the_consumer_stops_the_reader(small_estimator):
 
 
 def test_ctrl_c_in_the_predict_loop_stops_the_reader_and_keeps_the_outputs(small_estimator, tmp_path):
-    from kanpose_cli.core.engine.predictor import make_writer, run_predict
+    from kanpose_cli.core.tasks.predictor import make_writer, run_predict
     from kanpose_cli.core.io import next_run_dir
 
     source = EndlessSource(cv2.resize(cv2.imread(str(bus_jpg())), (96, 128)))

@@ -20,7 +20,7 @@ from kanpose_cli.core.data.augment import AugmentConfig, augment_instance, flip_
 from kanpose_cli.core.data.coco import load_coco_instances, subset_annotations
 from kanpose_cli.core.data.dataset import TopDownDataset, collate
 from kanpose_cli.core.data.training_sets import DataSource
-from kanpose_cli.core.engine import train as T
+from kanpose_cli.core import training as T
 from kanpose_cli.core.errors import UsageError
 from kanpose_cli.core.keypoints import COCO17
 from kanpose_cli.core.models.registry import create_model
@@ -200,7 +200,7 @@ def test_train_cli_show_config_applies_overrides(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_overfit_eight_real_persons_reaches_ap_08(sub8, tmp_path):
     """Proof that dataset, codec targets, loss, decode and evaluation agree: 8 real persons memorised, AP > 0.8."""
-    from kanpose_cli.core.engine.evaluator import evaluate_model
+    from kanpose_cli.core.evaluation.evaluator import evaluate_model
 
     ann, images = sub8
     # ratio 25: 25 steps per epoch, 125 in all (AP 0.95 was reached after 100 in development)
@@ -370,7 +370,7 @@ def test_ddp_two_cpu_processes_gloo(sub8, tmp_path):
 # ------------------------------------------------------------------------------------------------- label
 def test_label_images_coco_format(tmp_path):
     from kanpose_cli.core.data.sources import Frame
-    from kanpose_cli.core.engine.labeler import label_images
+    from kanpose_cli.core.tasks.labeler import label_images
 
     img = np.zeros((100, 80, 3), np.uint8)
     kpts = np.tile(np.array([[10.0, 20.0]]), (17, 1))[None].repeat(2, 0)

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from kanpose_cli.cli.app import app
 from kanpose_cli.core.data.training_sets import DataSource
-from kanpose_cli.core.engine import train as T
-from kanpose_cli.core.engine.train.config import RECIPES_DIR, _merge
+from kanpose_cli.core import training as T
+from kanpose_cli.core.training.config import RECIPES_DIR, _merge
 from kanpose_cli.core.errors import InputError, UsageError
 from kanpose_cli.core.models.registry import MODELS, get_spec
 

@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kanpose_cli.core.engine.evaluator import evaluate_model  # noqa: E402
+from kanpose_cli.core.evaluation.evaluator import evaluate_model  # noqa: E402
 from kanpose_cli.core.paths import keep_third_party_files_in_cache  # noqa: E402
 from kanpose_cli.core.weights import load_checkpoint, read_model_card, save_checkpoint  # noqa: E402
 

@@ -83,7 +83,7 @@ def bench(
     End-to-end rows time detector + crops + pose + decode per in-memory image. GMACs = multiply-accumulates
     (papers' "GFLOPs"); utilisation = 2·MACs/s ÷ device peak (measured fp32 matmul on CPU, datasheet on GPU).
     """
-    from kanpose_cli.core.engine import benchmark as B  # lazy: keep `--help` fast
+    from kanpose_cli.core.benchmark import benchmark as B  # lazy: keep `--help` fast
 
     names = B.resolve_models(models)
     settings = B.make_settings(device, batch, precision, channels_last, compile_, threads, warmup, iters, max_time,

@@ -1,5 +1,5 @@
 """``kanpose eval coco``: COCO keypoint AP of a kanpose model (or the YOLO-pose peer) under the top-down protocol,
-or of an existing results file. Core logic: :mod:`kanpose_cli.core.engine.evaluator`."""
+or of an existing results file. Core logic: :mod:`kanpose_cli.core.evaluation.evaluator`."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def _pct(part: int, whole: int) -> str:
 
 def _analyze(coco_gt, results, run_dir, ids, skipped, images_dir) -> None:
     """Run the error analysis of one evaluation (core: :func:`analysis.analyze_run`) and print it."""
-    from kanpose_cli.core.engine import analysis
+    from kanpose_cli.core.evaluation import analysis
 
     result, paths = analysis.analyze_run(coco_gt, results, run_dir, image_ids=ids, skipped_paths=skipped,
                                          images_dir=images_dir)
@@ -70,7 +70,7 @@ def _print_analysis(report: dict) -> None:
     """Rich tables of ``analysis.json``: keypoint classes per size, detections, AP per correction, per keypoint."""
     from rich.table import Table
 
-    from kanpose_cli.core.engine.analysis import CLASSES, SIZES, STEP_LABELS
+    from kanpose_cli.core.evaluation.analysis_types import CLASSES, SIZES, STEP_LABELS
 
     th, kp = report["thresholds"], report["keypoints"]
     table = Table(title=f"Keypoints of matched persons (OKS ≥ {th['match_oks']:g}): count (%)",
@@ -172,7 +172,7 @@ def coco(
     Protocol: boxes from --boxes, flip test, rescoring (box score × mean keypoint score > 0.2), OKS-NMS 0.9.
     Writes results.json and metrics.json (with the exact settings) to an auto-numbered folder.
     """
-    from kanpose_cli.core.engine import evaluator  # lazy: keep `--help` fast
+    from kanpose_cli.core.evaluation import evaluator  # lazy: keep `--help` fast
     from kanpose_cli.core.io import next_run_dir
 
     ann_file, images_dir = evaluator.resolve_data(data, split, ann, images, need_images=results is None)
@@ -239,7 +239,8 @@ def compare(
     """
     from rich.table import Table
 
-    from kanpose_cli.core.engine import analysis
+    from kanpose_cli.core.evaluation import analysis
+    from kanpose_cli.core.evaluation.analysis_types import STEP_LABELS
 
     runs = [analysis.load_run(run_a), analysis.load_run(run_b)]
     for run in runs:
@@ -252,8 +253,8 @@ def compare(
                 ("Keypoints of matched persons (% of labelled)", result["keypoints"], 1.0, "{:.1f}", "{:+.1f}"),
                 ("Detection errors (count)", {analysis.DETECTION_LABELS[k]: v for k, v in
                                               result["detections"].items()}, 1.0, "{:.0f}", "{:+.0f}"),
-                ("AP after each cumulative correction (%)", {analysis.STEP_LABELS[k]: v for k, v in
-                                                             result["ap_steps"].items()}, 100.0, "{:.1f}", "{:+.1f}"))
+                ("AP after each cumulative correction (%)", {STEP_LABELS[k]: v for k, v in
+                                                    result["ap_steps"].items()}, 100.0, "{:.1f}", "{:+.1f}"))
     for title, rows, scale, fmt, dfmt in sections:
         table = Table(title=title, title_justify="left")
         table.add_column("", style="bold")

@@ -48,7 +48,7 @@ def export(
     Exit code 1 if it fails.
     """
     from kanpose_cli.core.device import select_device
-    from kanpose_cli.core.engine import exporter as E
+    from kanpose_cli.core.export import exporter as E
     from kanpose_cli.core.weights import load_pose_model
     from kanpose_cli.core.errors import UsageError
 

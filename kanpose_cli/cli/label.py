@@ -62,8 +62,8 @@ def label(
     Under ``torchrun --nproc-per-node N -m kanpose_cli label ...`` the images are split between the N processes;
     rank 0 writes the one label file, identical to a single-process run's.
     """
-    from kanpose_cli.core.engine import distributed
-    from kanpose_cli.core.engine.labeler import label_source, make_teacher, teacher_name
+    from kanpose_cli.core.tasks import distributed
+    from kanpose_cli.core.tasks.labeler import label_source, make_teacher, teacher_name
     from kanpose_cli.core.io import write_json_atomic
 
     if fill is not None:
@@ -97,7 +97,7 @@ def _fill(source, fill, out, teacher, model, weights, detector, boxes, device, f
           match_oks, backend) -> None:
     """``kanpose label IMAGES --fill ANN``: teacher fill-in of the joints a training set lacks (one process)."""
     from kanpose_cli.core.data.training_sets import DataSource, load_source
-    from kanpose_cli.core.engine.labeler import fill_missing_keypoints, make_teacher, teacher_name
+    from kanpose_cli.core.tasks.labeler import fill_missing_keypoints, make_teacher, teacher_name
     from kanpose_cli.core.io import write_json_atomic
 
     root = Path(source).expanduser()

@@ -87,9 +87,9 @@ def predict(
     Under ``torchrun --nproc-per-node N -m kanpose_cli predict ...`` the images are split between the N processes
     (one GPU each, or CPU processes); all write into one run folder and rank 0 writes the merged COCO results.
     """
-    from kanpose_cli.core.engine import distributed
-    from kanpose_cli.core.engine.estimator import PoseEstimator, make_track_options  # lazy: keep `--help` fast
-    from kanpose_cli.core.engine.predictor import display_available, make_writer, predict_source, run_predict
+    from kanpose_cli.core.tasks import distributed
+    from kanpose_cli.core.inference.estimator import PoseEstimator, make_track_options  # lazy: keep `--help` fast
+    from kanpose_cli.core.tasks.predictor import display_available, make_writer, predict_source, run_predict
     from kanpose_cli.core.io import next_run_dir
 
     src = predict_source(source, demo, track, det_every)  # an image with --track / --det-every: fails first

@@ -148,9 +148,9 @@ def train(
 
     import torch.distributed as dist
 
-    from kanpose_cli.core.engine import train as T
-    from kanpose_cli.core.engine.distributed import dist_info, init_distributed
+    from kanpose_cli.core import training as T
     from kanpose_cli.core.io import next_run_dir
+    from kanpose_cli.core.parallel import dist_info, finish_distributed, init_distributed
     from kanpose_cli.core.weights import DEFAULT_MODEL
     from kanpose_cli.core.weights.hub import is_hub_weights
 
@@ -219,6 +219,5 @@ def train(
                 else "no validation")
         console.print(f"done: {summary['epochs']} epochs, {summary['step']} steps, {summary['wall_s'] / 60:.1f} min · "
                       f"{best} · weights in {run_dir / 'weights'}")
-    if world > 1 and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    if world > 1:
+        finish_distributed()

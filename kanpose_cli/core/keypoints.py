@@ -2,7 +2,7 @@
 
 :class:`KeypointSet`, :data:`COCO17`, :data:`LSP14`, :func:`get_keypoint_set`, and the declared
 :class:`JointMapping` between sets (:func:`get_joint_mapping`). It sits at the bottom of ``kanpose_cli.core``
-and imports nothing from kanpose (numpy only), so results, models, codecs, data and engine can all use it.
+and imports nothing from kanpose (numpy only), so results, models, codecs, data and the task packages can all use it.
 
 Reference: COCO 2017 keypoint annotations and ViTPose ``configs/_base_/datasets/coco.py`` (spec §1.1).
 """

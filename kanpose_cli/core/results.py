@@ -1,4 +1,4 @@
-"""The results object every engine returns: one :class:`PoseResult` per image or video frame.
+"""The results object every pose estimator returns: one :class:`PoseResult` per image or video frame.
 
 The same object reaches the CLI writers and the Python API (:class:`kanpose_cli.PoseEstimator`).
 """

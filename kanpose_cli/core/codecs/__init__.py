@@ -7,18 +7,11 @@ checkpoints and exported files). Codec types register themselves in ``CODECS``, 
 
 from __future__ import annotations
 
-from kanpose_cli.core.codecs.base import KeypointCodec
+from kanpose_cli.core.codecs.base import CODECS, KeypointCodec, register_codec
 from kanpose_cli.core.codecs.simcc import SimCCCodec
 from kanpose_cli.core.errors import UsageError
-from kanpose_cli.core.registry import Registry
 
-CODECS: Registry[type[KeypointCodec]] = Registry("codec")
 CODECS.register(SimCCCodec.type, SimCCCodec)
-
-
-def register_codec(cls: type[KeypointCodec]) -> type[KeypointCodec]:
-    """Class decorator / function adding a codec type to ``CODECS`` under ``cls.type``."""
-    return CODECS.register(cls.type, cls)
 
 
 def build_codec(config: dict, input_size: tuple[int, int]) -> KeypointCodec:

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from kanpose_cli.core.registry import Registry
+
 Outputs = Any  # a tensor or a tuple of tensors, as returned by the network's forward
 
 
@@ -63,3 +65,14 @@ class KeypointCodec(ABC):
     @abstractmethod
     def config(self) -> dict:
         """JSON-able settings, including ``"type"``."""
+
+
+CODECS: Registry[type[KeypointCodec]] = Registry("codec")
+"""Codec types by name (``cls.type``); filled by :func:`register_codec` when :mod:`kanpose_cli.core.codecs` imports
+the codec modules. Here, next to the base class, so that a codec module registers itself without importing its own
+package (no import cycle)."""
+
+
+def register_codec(cls: type[KeypointCodec]) -> type[KeypointCodec]:
+    """Class decorator / function adding a codec type to ``CODECS`` under ``cls.type``."""
+    return CODECS.register(cls.type, cls)

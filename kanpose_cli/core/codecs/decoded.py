@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from kanpose_cli.core.codecs import register_codec
-from kanpose_cli.core.codecs.base import KeypointCodec
+from kanpose_cli.core.codecs.base import KeypointCodec, register_codec
 from kanpose_cli.core.errors import UsageError
 
 

@@ -23,8 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kanpose_cli.core.codecs import register_codec
-from kanpose_cli.core.codecs.base import KeypointCodec
+from kanpose_cli.core.codecs.base import KeypointCodec, register_codec
 
 
 def _gaussian_kernel1d(kernel: int, device, dtype) -> torch.Tensor:

@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from kanpose_cli.core.codecs import register_codec
-from kanpose_cli.core.codecs.base import KeypointCodec
+from kanpose_cli.core.codecs.base import KeypointCodec, register_codec
 
 # SimCC settings silently dropped, so that ``create_model(name, codec_overrides={"type": "regression"})`` works on
 # a SimCC spec (create_model merges the overrides into the spec's SimCC dict).

@@ -128,3 +128,25 @@ def crop_to_image(points_crop: np.ndarray, center: np.ndarray, roi_size: np.ndar
     roi = np.asarray(roi_size, dtype=np.float64)[:, None, :]
     span = np.array([output_size[0], output_size[1]], dtype=np.float64) - (1.0 if udp else 0.0)
     return (pts - span / 2.0) * roi / span + center
+
+
+def make_crops(image_bgr: np.ndarray, boxes: np.ndarray, input_size: tuple[int, int], udp: bool,
+               padding: float = 1.25) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Warp every person box into a model-input crop (the crops of the top-down pipeline,
+    :class:`~kanpose_cli.core.inference.pipeline.TopDownPipeline`, and of the export parity check).
+
+    Args:
+        image_bgr: (H_img, W_img, 3) uint8. boxes: (N, 4) xyxy original-image pixels.
+        input_size: model input ``(H, W)``. udp: UDP affine (spec §1.3). padding: box enlargement (1.25).
+
+    Returns:
+        ``(crops (N, H, W, 3) uint8 RGB, centers (N, 2), roi_sizes (N, 2))``, the last two in original-image pixels.
+    """
+    H, W = input_size
+    centers, sizes = box_to_center_size(np.asarray(boxes).reshape(-1, 4), W / H, padding)
+    crops = np.empty((len(centers), H, W, 3), dtype=np.uint8)
+    for i, (c, s) in enumerate(zip(centers, sizes)):
+        s = np.maximum(s, 1.0)
+        sizes[i] = s
+        crops[i] = warp_image(image_bgr, get_warp_matrix(c, s, (W, H), udp=udp), (W, H))[..., ::-1]
+    return crops, centers, sizes

@@ -210,7 +210,7 @@ def config_from_dict(config_cls, values: dict):
 
 
 class PoseModel(nn.Module):
-    """A network together with its codec, keypoint set and preprocessing: what every engine runs.
+    """A network together with its codec, keypoint set and preprocessing: what every backend runs.
 
     ``forward`` is the raw network (used by training and export). :meth:`predict` adds the optional flip test and
     the decode.

@@ -3,7 +3,7 @@
 :mod:`kanpose_cli.core.track.one_euro`), and the boxes carried between detector frames of ``--det-every``
 (:mod:`kanpose_cli.core.track.carry`).
 
-Layer: below ``engine`` (the estimator drives it frame by frame), above ``detect`` (the ultralytics glue lives in
+Layer: below ``inference`` (the estimator drives it frame by frame), above ``detect`` (the ultralytics glue lives in
 ``detect/yolo.py``) and ``results``.
 """
 

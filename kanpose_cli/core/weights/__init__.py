@@ -9,8 +9,8 @@ Hugging Face Hub, and ONNX files as a runtime backend.
 - :mod:`~kanpose_cli.core.weights.loader`: :func:`load_pose_model` (the entry point) and :func:`init_weights`.
 
 Layering: this package sits above :mod:`kanpose_cli.core.models` (which declares published weights as plain data)
-and below :mod:`kanpose_cli.core.engine`. Importing it loads no torch-heavy optional dependency (onnx,
-onnxruntime and huggingface_hub are imported when used).
+and below :mod:`kanpose_cli.core.export`, :mod:`kanpose_cli.core.inference` and the other task packages. Importing
+it loads no torch-heavy optional dependency (onnx, onnxruntime and huggingface_hub are imported when used).
 """
 
 from kanpose_cli.core.weights.card import ModelCard, read_model_card

@@ -5,7 +5,7 @@ Both formats carry the same JSON under the metadata key ``"kanpose"`` (safetenso
 ``metadata_props``): :meth:`PoseModel.meta` (model name, family, full config, input size, keypoint set and names,
 codec and loss settings, mean/std, UDP flag) plus ``kanpose_version``, ``provenance`` (checkpoints: where the weights
 come from) or the I/O contract of an export (``decode``, ``output_names``, ``weights`` ...; see
-:mod:`kanpose_cli.core.engine.exporter`). Reading never unpickles anything.
+:mod:`kanpose_cli.core.export.exporter`). Reading never unpickles anything.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""Training engine: typed config and recipes, optimiser/scheduler/EMA, ratio sampling over several training sets,
+"""Training: typed config and recipes, optimiser/scheduler/EMA, ratio sampling over several training sets,
 resumable state, DDP, logging, best/last export.
 
 Modules: :mod:`.config` (:class:`TrainConfig`, recipes, ``--set``), :mod:`.optim` (parameter groups with layer-wise
 lr decay, :class:`LrSchedule`, :class:`ModelEMA`), :mod:`.sampler` (:class:`RatioSampler`), :mod:`.state` (the
 resumable state), :mod:`.loop` (:class:`Trainer`, :class:`Callback`), :mod:`.outputs` (``results.csv``/``.png``).
-Process groups: :mod:`kanpose_cli.core.engine.distributed`.
+Process groups: :mod:`kanpose_cli.core.parallel`.
 
 References: mmpose 0.x/1.x training loop and ViTPose's ``layer_decay_optimizer_constructor.py`` (layer-wise lr
 decay, no weight decay on 1-D params and ``pos_embed``), mmpose ``ExpMomentumEMA`` (RTMPose/FlatPose), mmcv
@@ -28,7 +28,7 @@ seed of their lineage + 1 (:func:`default_seed`; the checkpoints record it as ``
 the crops of any earlier phase.
 """
 
-from kanpose_cli.core.engine.train.config import (
+from kanpose_cli.core.training.config import (
     DataConfig,
     EmaConfig,
     OptimConfig,
@@ -47,11 +47,11 @@ from kanpose_cli.core.engine.train.config import (
     train_sources,
     val_set,
 )
-from kanpose_cli.core.engine.train.loop import Callback, Trainer
-from kanpose_cli.core.engine.train.optim import LrSchedule, ModelEMA, layer_id, param_groups
-from kanpose_cli.core.engine.train.outputs import plot_results, write_results_csv
-from kanpose_cli.core.engine.train.sampler import RatioSampler
-from kanpose_cli.core.engine.train.state import (
+from kanpose_cli.core.training.loop import Callback, Trainer
+from kanpose_cli.core.training.optim import LrSchedule, ModelEMA, layer_id, param_groups
+from kanpose_cli.core.training.outputs import plot_results, write_results_csv
+from kanpose_cli.core.training.sampler import RatioSampler
+from kanpose_cli.core.training.state import (
     STATE_FORMAT,
     atomic_torch_save,
     find_resume_state,

@@ -1,4 +1,4 @@
-"""PNG plots of the keypoint error analysis (:mod:`kanpose_cli.core.engine.analysis`).
+"""PNG plots of the keypoint error analysis (:mod:`kanpose_cli.core.evaluation.analysis`).
 
 matplotlib's object API with the Agg canvas (``Figure`` + ``FigureCanvasAgg``): no pyplot state, no display, no
 backend switch for the rest of the process. Every file is written atomically. Colours follow the paper's figures
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kanpose_cli.core.engine.analysis import (CLASSES, KEYPOINT_ERRORS, PR_OKS, SIZES, STEP_LABELS, STEPS, UNLABELLED,
-                                              Analysis, MatchDiagnosis)
 from kanpose_cli.core.errors import InputError
+from kanpose_cli.core.evaluation.analysis_types import (CLASSES, KEYPOINT_ERRORS, PR_OKS, SIZES, STEP_LABELS, STEPS,
+                                                       UNLABELLED, Analysis, MatchDiagnosis)
 from kanpose_cli.core.io import atomic_path
 from kanpose_cli.core.paths import keep_third_party_files_in_cache
 
@@ -192,7 +192,7 @@ def _crop_bounds(m: MatchDiagnosis, bbox, width: int, height: int) -> tuple[floa
 
 def plot_worst_examples(analysis: Analysis, matches: list[MatchDiagnosis], coco_gt, images_dir: str | Path,
                         path: str | Path, ncols: int = 4) -> Path | None:
-    """Grid of the worst matched detections (:func:`~kanpose_cli.core.engine.analysis.worst_matches`): the image
+    """Grid of the worst matched detections (:func:`~kanpose_cli.core.evaluation.analysis.worst_matches`): the image
     crop around the person, the ground-truth skeleton (white), the predicted skeleton (light blue) with each
     predicted keypoint coloured by its class and a dashed line to where it should be, and the error counts,
     OKS and score written above.

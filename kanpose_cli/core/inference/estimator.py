@@ -6,7 +6,7 @@ Two ways to estimate, chosen by ``model``:
 - **top-down** (any registered kanpose model, a checkpoint, an official ViTPose checkpoint or an exported ``.onnx``):
   person boxes from one box source (:func:`kanpose_cli.core.detect.boxes.make_box_source`: the YOLO detector,
   ``none``, ``gt``, or a detections JSON), then the crops of all images of a batch go through the network together
-  (:class:`~kanpose_cli.core.engine.pipeline.TopDownPipeline`, up to ``batch`` crops per forward pass);
+  (:class:`~kanpose_cli.core.inference.pipeline.TopDownPipeline`, up to ``batch`` crops per forward pass);
 - **one-stage** (``model="yolo:NAME"``, e.g. ``yolo:yolo11n-pose.pt``): an ultralytics YOLO pose model finds the
   people and their keypoints itself (:class:`~kanpose_cli.core.detect.yolo.YoloPoseEstimator`).
 
@@ -21,7 +21,7 @@ need the previous one's poses), the others in chunks of :data:`IMAGES_PER_CHUNK`
 :meth:`PoseEstimator.run` reads the source in a background thread
 (:class:`~kanpose_cli.core.data.prefetch.Prefetcher`), :data:`IMAGES_PER_CHUNK` frames ahead, so decoding the next
 chunk overlaps detecting and estimating this one. Every call adds its time per stage (decode, wait, detect, track,
-pose) to :attr:`PoseEstimator.timings` (:class:`~kanpose_cli.core.engine.timing.StageTimes`).
+pose) to :attr:`PoseEstimator.timings` (:class:`~kanpose_cli.core.inference.timing.StageTimes`).
 
 Conventions: images are (H, W, 3) uint8 **BGR** (OpenCV's order) unless said otherwise; boxes are ``x1, y1, x2, y2``
 and keypoints ``x, y``, both in pixels of the original image; scores in [0, 1].
@@ -37,7 +37,7 @@ import numpy as np
 
 from kanpose_cli.core.data.prefetch import Prefetcher
 from kanpose_cli.core.data.sources import Frame, open_source, read_image
-from kanpose_cli.core.engine.timing import StageTimes
+from kanpose_cli.core.inference.timing import StageTimes
 from kanpose_cli.core.errors import InputError, UsageError, WeightsError
 from kanpose_cli.core.results import PoseResult
 from kanpose_cli.core.track import TrackOptions, TrackSession
@@ -102,7 +102,7 @@ class PoseEstimator:
             detections file. max_det: boxes per image (default 100 for the detector, 300 for ``yolo:`` models).
         annotations: COCO keypoint annotation JSON path (or loaded ``CocoKeypointData``) for ``boxes="gt"``.
         backend: ``"auto"`` (default), ``"torch"`` or ``"onnxruntime"``: what runs the pose network
-            and the person detector (:mod:`kanpose_cli.core.engine.backend`; ``auto`` is onnxruntime on CPU in fp32
+            and the person detector (:mod:`kanpose_cli.core.inference.backend`; ``auto`` is onnxruntime on CPU in fp32
             with trained weights, torch otherwise; the detector is onnxruntime on CPU for ``auto`` and
             ``onnxruntime``; a ready ``PoseModel`` object stays on its own network unless a backend is named).
 
@@ -115,7 +115,7 @@ class PoseEstimator:
             and with the detector as box source what runs it (`` (detector onnxruntime)``).
         aspect_ratio: crop width / height (0.75 for a ``yolo:`` model, as the COCO protocol assumes).
         skipped: ``(path, reason)`` of the frames the last :meth:`stream` could not read.
-        timings: :class:`~kanpose_cli.core.engine.timing.StageTimes`, seconds per stage: reset by each :meth:`run`
+        timings: :class:`~kanpose_cli.core.inference.timing.StageTimes`, seconds per stage: reset by each :meth:`run`
             / :meth:`stream` (or given to :meth:`run`); calls on images (``est(img)``, :meth:`predict`) add to it,
             assign ``est.timings = StageTimes()`` to start afresh.
 
@@ -172,8 +172,8 @@ class PoseEstimator:
             self.boxes_label = f"own (YOLO pose boxes, conf ≥ {conf:g})"
         else:
             from kanpose_cli.core.detect.boxes import make_box_source
-            from kanpose_cli.core.engine.backend import apply_backend, backend_name, detector_backend
-            from kanpose_cli.core.engine.pipeline import TopDownPipeline
+            from kanpose_cli.core.inference.backend import apply_backend, backend_name, detector_backend
+            from kanpose_cli.core.inference.pipeline import TopDownPipeline
 
             from kanpose_cli.core.weights import load_pose_model
 
@@ -357,7 +357,7 @@ class PoseEstimator:
                 ``det_every`` > 1 runs the person detector on every N-th frame only.
             prefetch: read ahead in a background thread (default). False reads each frame when it is needed; the
                 results are the same.
-            timings: a :class:`~kanpose_cli.core.engine.timing.StageTimes` to add this run's seconds per stage to
+            timings: a :class:`~kanpose_cli.core.inference.timing.StageTimes` to add this run's seconds per stage to
                 (kept as :attr:`timings`); default a fresh one.
 
         Raises:

@@ -1,6 +1,6 @@
 """Pseudo-labelling: a teacher model turns unlabelled images into a COCO keypoint annotation file.
 
-Teacher: a :class:`~kanpose_cli.core.engine.estimator.PoseEstimator` (any kanpose pose model behind a box source,
+Teacher: a :class:`~kanpose_cli.core.inference.estimator.PoseEstimator` (any kanpose pose model behind a box source,
 or an ultralytics YOLO pose model run end to end, ``yolo:yolo11n-pose.pt``), run over the images with the crops of
 several images batched together; or any callable ``(image_bgr, path) -> PoseResult`` (or the tuple
 ``(boxes, box_scores, keypoints, keypoint_scores)``).
@@ -37,8 +37,13 @@ class LabelSummary:
     keypoints: int
 
 
-def _teach(frames: Iterable, teacher) -> Iterator[tuple[object, tuple | None]]:
-    """``(frame, (boxes, box_scores, keypoints, keypoint_scores) or None)`` for every frame."""
+def teach(frames: Iterable, teacher) -> Iterator[tuple[object, tuple | None]]:
+    """``(frame, (boxes, box_scores, keypoints, keypoint_scores) or None)`` for every frame.
+
+    ``teacher`` is a :class:`~kanpose_cli.core.inference.estimator.PoseEstimator` (run batched over the frames) or a
+    callable ``(image, path) -> PoseResult | tuple | None``. Boxes (N, 4) and keypoints (N, K, 2) are pixels of the
+    frame's image, x before y; None for a frame that could not be read (``frame.image is None``).
+    """
     if hasattr(teacher, "run"):  # a PoseEstimator: batched over images
         pairs = teacher.run(frames)
     else:
@@ -97,7 +102,7 @@ def label_images(frames: Iterable, teacher, source_root: Path | None, box_thr: f
     """Run ``teacher`` over ``frames`` (objects with ``image`` BGR uint8 or None, ``path``, ``error``).
 
     Args:
-        teacher: a :class:`~kanpose_cli.core.engine.estimator.PoseEstimator`, or a callable
+        teacher: a :class:`~kanpose_cli.core.inference.estimator.PoseEstimator`, or a callable
             ``(image_bgr, path) -> PoseResult | (boxes (N, 4) xyxy px, box_scores (N,), keypoints (N, K, 2) px,
             keypoint_scores (N, K))``.
         source_root: folder the ``file_name`` entries are made relative to (None: base names).
@@ -108,7 +113,7 @@ def label_images(frames: Iterable, teacher, source_root: Path | None, box_thr: f
     """
     images, annotations, used_ids = [], [], set()
     skipped = 0
-    for n, (frame, out) in enumerate(_teach(frames, teacher)):
+    for n, (frame, out) in enumerate(teach(frames, teacher)):
         if out is None:
             skipped += 1
             if on_frame:
@@ -142,7 +147,7 @@ def label_images(frames: Iterable, teacher, source_root: Path | None, box_thr: f
 def make_teacher(teacher: str | None = None, model: str | None = None, weights: str | None = None,
                  detector: str | None = None, boxes: str | None = None, device: str = "cpu", flip: bool = True,
                  batch: int = 32, conf: float = 0.25, box_thr: float = 0.5, backend: str = "auto"):
-    """The teacher :class:`~kanpose_cli.core.engine.estimator.PoseEstimator` of ``kanpose label``.
+    """The teacher :class:`~kanpose_cli.core.inference.estimator.PoseEstimator` of ``kanpose label``.
 
     Args:
         teacher: ``yolo:NAME`` for an ultralytics pose model run end to end (same as ``model="yolo:NAME"``), or
@@ -150,13 +155,13 @@ def make_teacher(teacher: str | None = None, model: str | None = None, weights: 
             image is one person).
         conf, box_thr: the box source keeps boxes scoring at least ``min(conf, box_thr)``; labelling then drops
             persons below ``box_thr``.
-        backend: what runs a kanpose teacher's pose network (:mod:`kanpose_cli.core.engine.backend`).
+        backend: what runs a kanpose teacher's pose network (:mod:`kanpose_cli.core.inference.backend`).
 
     Raises:
         UsageError: a ``teacher`` that is not ``yolo:NAME``, or one combined with ``model`` / ``weights``; as
-            :class:`~kanpose_cli.core.engine.estimator.PoseEstimator` otherwise.
+            :class:`~kanpose_cli.core.inference.estimator.PoseEstimator` otherwise.
     """
-    from kanpose_cli.core.engine.estimator import PoseEstimator, is_yolo_model
+    from kanpose_cli.core.inference.estimator import PoseEstimator, is_yolo_model
     from kanpose_cli.core.errors import UsageError
 
     if teacher is not None:
@@ -239,7 +244,7 @@ def fill_missing_keypoints(instances: list, teacher, images_root: str | Path, kp
 
     images, annotations = [], []
     skipped = filled_total = 0
-    for n, (frame, out) in enumerate(_teach(frames(), teacher)):
+    for n, (frame, out) in enumerate(teach(frames(), teacher)):
         people = by_path[str(frame.path)]
         if out is None:
             skipped += 1

@@ -30,7 +30,7 @@ from kanpose_cli.core.data.augment import AugmentConfig
 from kanpose_cli.core.data.training_sets import DataSource
 from kanpose_cli.core.errors import InputError, UsageError
 
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"  # kanpose_cli/core/recipes
 FREE_FORM_KEYS = ("model_overrides",)  # sections whose sub-keys are checked by the model config, not here
 SCHEDULES = ("multistep", "cosine")
 AMP_MODES = ("none", "bf16", "fp16")

@@ -1,6 +1,6 @@
 """The resumable training state: atomic save, RNG states, loading (``weights_only=True``), finding a run to resume.
 
-The state (:meth:`~kanpose_cli.core.engine.train.loop.Trainer.state_dict`) holds tensors, numbers, strings, lists
+The state (:meth:`~kanpose_cli.core.training.loop.Trainer.state_dict`) holds tensors, numbers, strings, lists
 and dicts only, so :func:`load_state` can use ``torch.load(..., weights_only=True)``.
 """
 

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from kanpose_cli.core.engine.train.config import SchedConfig
+from kanpose_cli.core.training.config import SchedConfig
 
 
 def layer_id(name: str, num_layers: int, group0_keys=()) -> int:

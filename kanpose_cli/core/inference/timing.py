@@ -4,7 +4,7 @@ The stages, in the order a frame meets them:
 
 - ``decode``: reading and decoding the frame (file read + ``cv2.imdecode``, or ``VideoCapture.read``). With the
   background reader (:class:`~kanpose_cli.core.data.prefetch.Prefetcher`, the default of
-  :meth:`~kanpose_cli.core.engine.estimator.PoseEstimator.run`) this runs in parallel with the other stages, so it
+  :meth:`~kanpose_cli.core.inference.estimator.PoseEstimator.run`) this runs in parallel with the other stages, so it
   does not add to the wall time unless the consumer has to ``wait`` for it.
 - ``wait``: time the estimator stood idle waiting for the next frame (close to 0 when reading keeps ahead).
 - ``detect``: the person box source (the YOLO person detector, or the boxes of a file) on the frames that run it.

@@ -61,45 +61,20 @@ import contextlib
 import io
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from kanpose_cli.core.data.coco import quiet_coco
 from kanpose_cli.core.errors import InputError
+from kanpose_cli.core.evaluation.analysis_types import (AP_OKS, CLASSES, GOOD, GOOD_KS, INVERSION, JITTER,
+                                                       KEYPOINT_ERRORS, LARGE_AREA, MATCH_OKS, MAX_DETS, MEDIUM_AREA,
+                                                       METHOD, MISS, PR_OKS, PROXIMITY_KS, SCORING_OKS, SIZES, STEPS,
+                                                       SWAP, UNLABELLED, Analysis, MatchDiagnosis)
+from kanpose_cli.core.evaluation.analysis_types import STEP_LABELS as STEP_LABELS  # re-exported: analysis.STEP_LABELS
 from kanpose_cli.core.io import RunDir, next_run_dir, write_json_atomic
 from kanpose_cli.core.keypoints import COCO17, KeypointSet
-
-GOOD_KS = 0.85
-"""Keypoint similarity at or above which a keypoint is ``good`` (paper: jitter ends at ks 0.85)."""
-PROXIMITY_KS = 0.5
-"""Keypoint similarity that counts as "in the proximity of" a body part (jitter / inversion / swap threshold)."""
-MATCH_OKS = 0.1
-"""OKS at which detections are matched to ground truth for the diagnosis (the paper's localisation threshold)."""
-SCORING_OKS = 0.5
-"""Minimum OKS of a detection competing for a person in the scoring-error count (coco-analyze)."""
-AP_OKS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
-"""The ten COCO OKS thresholds .50:.95 averaged by AP."""
-PR_OKS = (0.75, 0.5, 0.1)
-"""OKS thresholds of the stored precision–recall curves (the paper's figure)."""
-
-CLASSES = ("good", "jitter", "inversion", "swap", "miss")
-"""Keypoint classes; their codes are the positions in this tuple (-1: keypoint not labelled in the ground truth)."""
-GOOD, JITTER, INVERSION, SWAP, MISS = range(5)
-UNLABELLED = -1
-KEYPOINT_ERRORS = ("miss", "swap", "inversion", "jitter")
-"""Keypoint error types in the order they are corrected."""
-STEPS = ("original", *KEYPOINT_ERRORS, "score", "background_fp", "false_negative")
-"""Cumulative correction steps: each step also keeps every correction before it."""
-STEP_LABELS = {"original": "original", "miss": "+ miss", "swap": "+ swap", "inversion": "+ inversion",
-               "jitter": "+ jitter", "score": "+ scoring", "background_fp": "+ background FP",
-               "false_negative": "+ false negatives"}
-SIZES = ("all", "medium", "large")
-MEDIUM_AREA, LARGE_AREA = 32.0 ** 2, 96.0 ** 2
-MAX_DETS = 20
-METHOD = ("Ronchi & Perona, Benchmarking and Error Diagnosis in Multi-Instance Pose Estimation, ICCV 2017 "
-          "(coco-analyze); matching and AP by pycocotools COCOeval iouType=keypoints")
 
 
 # ------------------------------------------------------------------------------------------------ similarities
@@ -221,52 +196,6 @@ def max_weight_assignment(weight: np.ndarray) -> list[tuple[int, int]]:
     return sorted(pairs)
 
 
-# ------------------------------------------------------------------------------------------------ data model
-@dataclass
-class MatchDiagnosis:
-    """One detection matched to a ground-truth person at OKS ≥ 0.1, with the class of each keypoint.
-
-    Attributes:
-        result_index: position of the detection in the results list. image_id, gt_id: COCO ids.
-        score: the detection's score. oks: OKS with the matched person (pycocotools' value), in [0, 1].
-        size: ``"small"`` (< 32² px²), ``"medium"`` or ``"large"`` (> 96² px²) by the person's area.
-        classes: (K,) int8 class codes (:data:`CLASSES` positions, -1 unlabelled).
-        ks: (K,) keypoint similarity with the matched person (nan where unlabelled).
-        pred_xy, gt_xy: (K, 2) predicted and ground-truth keypoints (pixels, x before y). gt_vis: (K,) visibility.
-    """
-
-    result_index: int
-    image_id: int
-    gt_id: int
-    score: float
-    oks: float
-    size: str
-    classes: np.ndarray
-    ks: np.ndarray
-    pred_xy: np.ndarray
-    gt_xy: np.ndarray
-    gt_vis: np.ndarray
-
-    def count(self, name: str) -> int:
-        """Number of keypoints of class ``name``."""
-        return int(np.sum(self.classes == CLASSES.index(name)))
-
-
-@dataclass
-class Analysis:
-    """Result of :func:`analyze`: ``report`` (JSON-ready dict, written as ``analysis.json``), ``matches`` (one
-    :class:`MatchDiagnosis` per matched detection), the ``keypoint_set``, and the ids of the background false
-    positives (``background_fp``, result indices), duplicates and false-negative persons (``false_negative``,
-    annotation ids)."""
-
-    report: dict
-    matches: list[MatchDiagnosis]
-    keypoint_set: KeypointSet
-    background_fp: list[int] = field(default_factory=list)
-    duplicates: list[int] = field(default_factory=list)
-    false_negative: list[int] = field(default_factory=list)
-
-
 @dataclass
 class _ImageGt:
     ids: list[int]
@@ -357,7 +286,7 @@ def analyze(ann, results, image_ids: list[int] | None = None, keypoint_set: Keyp
         results: COCO keypoint results (list of dicts or a JSON path): ``image_id``, ``category_id``, ``keypoints``
             flat ``x, y, score`` × 17 in pixels of the original image, ``score`` in [0, 1].
         image_ids: evaluate only these images (default: every image of the annotation file), as
-            :func:`~kanpose_cli.core.engine.evaluator.score_results`, so the ``original`` AP equals the reported AP.
+            :func:`~kanpose_cli.core.evaluation.evaluator.score_results`, so the ``original`` AP equals the reported AP.
         keypoint_set: names and left/right mirror of the 17 keypoints (COCO-17).
 
     Returns:
@@ -374,7 +303,7 @@ def analyze(ann, results, image_ids: list[int] | None = None, keypoint_set: Keyp
         InputError: unreadable annotation or results, results for images not in the annotation file, keypoint
             count other than 17, or no results at all.
     """
-    from kanpose_cli.core.engine.evaluator import load_results
+    from kanpose_cli.core.evaluation.evaluator import load_results
 
     coco_gt = ann if hasattr(ann, "loadRes") else quiet_coco(ann)
     dets = load_results(results)
@@ -572,7 +501,7 @@ def save_analysis(analysis: Analysis, run_dir: str | os.PathLike | RunDir, image
                   coco_gt=None) -> dict[str, Path]:
     """Write ``analysis.json`` and the three plots into ``run_dir`` (next to ``metrics.json``).
 
-    Plots (PNG, :mod:`kanpose_cli.core.engine.analysis_plots`): ``pr_error_curves.png`` (cumulative PR curves at
+    Plots (PNG, :mod:`kanpose_cli.core.evaluation.analysis_plots`): ``pr_error_curves.png`` (cumulative PR curves at
     OKS .75/.50/.10), ``keypoint_errors.png`` (error types per keypoint and per size) and, when ``images_dir`` and
     ``coco_gt`` are given, ``worst_examples.png``.
 
@@ -580,7 +509,7 @@ def save_analysis(analysis: Analysis, run_dir: str | os.PathLike | RunDir, image
         ``{"analysis": path, "pr_curves": path, "keypoint_errors": path[, "worst_examples": path]}``; the same
         names (relative) are stored under ``report["plots"]``.
     """
-    from kanpose_cli.core.engine import analysis_plots  # lazy: matplotlib
+    from kanpose_cli.core.evaluation import analysis_plots  # lazy: matplotlib
 
     run_dir = Path(run_dir)
     paths = {"pr_curves": analysis_plots.plot_pr_corrections(analysis.report, run_dir / "pr_error_curves.png"),
@@ -685,7 +614,7 @@ def save_comparison(comparison: dict, run_a: dict, run_b: dict, save_dir: str | 
                     prefix: str = "compare") -> dict[str, Path]:
     """Write ``compare.json`` and ``pr_compare.png`` (both runs' PR curves on one plot) into a new numbered folder
     ``save_dir/compareN``; returns ``{"dir", "json", "plot"}``."""
-    from kanpose_cli.core.engine import analysis_plots  # lazy: matplotlib
+    from kanpose_cli.core.evaluation import analysis_plots  # lazy: matplotlib
 
     out = Path(next_run_dir(save_dir, prefix).create())
     plot = analysis_plots.plot_pr_compare(run_a["analysis"], run_b["analysis"], comparison["runs"],

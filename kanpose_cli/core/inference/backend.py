@@ -3,7 +3,7 @@
 ``--backend`` of ``kanpose predict``, ``eval``, ``label`` and ``bench`` (API: ``PoseEstimator(backend=...)``):
 
 - ``torch``: the network as built, prepared for inference (:mod:`kanpose_cli.core.models.inference`).
-- ``onnxruntime``: the model is exported to ONNX (:func:`~kanpose_cli.core.engine.exporter.export_onnx`, raw
+- ``onnxruntime``: the model is exported to ONNX (:func:`~kanpose_cli.core.export.exporter.export_onnx`, raw
   outputs, fp32) into ``<cache>/onnx/<model>-<key>.onnx`` and run by onnxruntime
   (:class:`~kanpose_cli.core.weights.onnx.OnnxNet`). ``key`` is a SHA-256 over the model's name, config, codec and
   every weight tensor, the kanpose and torch versions, the ONNX opset and the exporter's revision, so one export
@@ -71,7 +71,7 @@ def resolve_backend(backend: str, model: PoseModel, device: torch.device, half: 
 def onnx_cache_key(model: PoseModel, opset: int) -> str:
     """SHA-256 (hex) of everything the exported graph depends on (module docstring)."""
     from kanpose_cli import __version__
-    from kanpose_cli.core.engine.exporter import EXPORT_REVISION
+    from kanpose_cli.core.export.exporter import EXPORT_REVISION
 
     h = hashlib.sha256()
     h.update(json.dumps({"meta": model.meta(), "kanpose": __version__, "torch": torch.__version__.split("+")[0],
@@ -84,7 +84,7 @@ def onnx_cache_key(model: PoseModel, opset: int) -> str:
 
 def onnx_cache_path(model: PoseModel) -> Path:
     """``<cache>/onnx/<model>-<first 16 hex digits of the key>.onnx`` (not created here)."""
-    from kanpose_cli.core.engine.exporter import OPSET
+    from kanpose_cli.core.export.exporter import OPSET
     from kanpose_cli.core.paths import cache_dir
 
     return cache_dir() / "onnx" / f"{model.name}-{onnx_cache_key(model, OPSET)[:16]}.onnx"
@@ -119,7 +119,7 @@ def to_onnxruntime(model: PoseModel, device: torch.device | str = "cpu") -> Pose
 
 
 def _export_and_load(model: PoseModel, path: Path, device, load) -> PoseModel:
-    from kanpose_cli.core.engine.exporter import export_onnx
+    from kanpose_cli.core.export.exporter import export_onnx
 
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,8 +18,8 @@ import cv2
 from kanpose_cli.core.data.sources import Frame, Source, demo_source, open_source
 from kanpose_cli.core.data.writers import PredictionWriter
 from kanpose_cli.core.detect.base import image_id_from_path
-from kanpose_cli.core.engine.estimator import PoseEstimator
-from kanpose_cli.core.engine.timing import StageTimes
+from kanpose_cli.core.inference.estimator import PoseEstimator
+from kanpose_cli.core.inference.timing import StageTimes
 from kanpose_cli.core.errors import InputError, UsageError
 from kanpose_cli.core.io import RunDir
 from kanpose_cli.core.results import PoseResult
@@ -34,7 +34,7 @@ class PredictSummary:
         frames: frames (images) estimated and written. persons: persons written, over all frames.
         skipped: ``(path, reason)`` of the inputs that could not be read. seconds: wall time of the loop.
         interrupted: stopped by ``KeyboardInterrupt``. tracks: distinct track ids seen (0 when not tracking).
-        stages: seconds per stage (:class:`~kanpose_cli.core.engine.timing.StageTimes`: decode, wait, detect,
+        stages: seconds per stage (:class:`~kanpose_cli.core.inference.timing.StageTimes`: decode, wait, detect,
             track, pose, write) of this process.
     """
 
@@ -100,7 +100,7 @@ def make_writer(run_dir: RunDir, estimator: PoseEstimator, kpt_thr: float = 0.3,
     """The writer of a predict run, with the shared header of every JSON (model, weights, box source, flip test,
     keypoint names, skeleton, and the tracker settings when tracking).
 
-    ``source``: a torchrun shard (:func:`~kanpose_cli.core.engine.distributed.shard_source`) fixes the output
+    ``source``: a torchrun shard (:func:`~kanpose_cli.core.tasks.distributed.shard_source`) fixes the output
     stems over all ranks' inputs. ``coco_file``: False on torchrun ranks (rank 0 merges the COCO results).
 
     Raises:

@@ -12,7 +12,7 @@ What is timed (stated in every result):
 - **end-to-end**: for each image already decoded in memory (disk I/O excluded): YOLO person detection, crops,
   batched pose forward, decode, back-projection to image pixels (:class:`TopDownPipeline`). Reported as images/s,
   persons/s and ms/image, split into the ``detect`` and ``pose`` stages (ms per image,
-  :class:`~kanpose_cli.core.engine.timing.StageTimes`). Peer: ultralytics YOLO11n-pose end to end (one stage, its
+  :class:`~kanpose_cli.core.inference.timing.StageTimes`). Peer: ultralytics YOLO11n-pose end to end (one stage, its
   own boxes and keypoints) on the same images. A "detector only" row shows the detector's share.
 - **end-to-end, predict loop** (impl ``kanpose-loop``): the same images read from their files by
   :meth:`PoseEstimator.run`, the loop under ``kanpose predict`` (a background thread reads and decodes the next
@@ -45,7 +45,7 @@ import torch
 
 from kanpose_cli import __version__
 from kanpose_cli.core.errors import DeviceError, InputError, UsageError
-from kanpose_cli.core.engine.timing import StageTimes
+from kanpose_cli.core.inference.timing import StageTimes
 from kanpose_cli.core.io import atomic_path, write_json_atomic
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -481,9 +481,9 @@ def hf_vitpose_twin(model) -> tuple[torch.nn.Module, float]:
 
 
 def _onnxruntime_run(model) -> Callable[[torch.Tensor], object]:
-    """The forward of ``model``'s network exported to ONNX (cached, :mod:`kanpose_cli.core.engine.backend`) and
+    """The forward of ``model``'s network exported to ONNX (cached, :mod:`kanpose_cli.core.inference.backend`) and
     run by onnxruntime on CPU; ``model`` itself stays as it is (a copy is exported)."""
-    from kanpose_cli.core.engine.backend import to_onnxruntime
+    from kanpose_cli.core.inference.backend import to_onnxruntime
 
     net = to_onnxruntime(copy.deepcopy(model), "cpu").net
     return lambda x: net(x)
@@ -611,7 +611,7 @@ def load_images(folder: str | Path | None, max_images: int) -> tuple[list[tuple[
 def _e2e_row(name: str, impl: str, seconds: float, images: int, persons: int, note: str = "",
              params: int | None = None, gmacs: float | None = None, stages=None,
              measured: tuple[str, ...] = ()) -> BenchRow:
-    """One end-to-end row; ``stages`` (a :class:`~kanpose_cli.core.engine.timing.StageTimes`) fills the
+    """One end-to-end row; ``stages`` (a :class:`~kanpose_cli.core.inference.timing.StageTimes`) fills the
     ``<stage>_ms`` fields named in ``measured`` (ms per image)."""
     row = BenchRow("e2e", name, impl, "fp32", 1, params, gmacs, images=images, persons=persons,
                    images_per_s=images / seconds if seconds > 0 else None,
@@ -642,7 +642,7 @@ def bench_end_to_end(names: list[str], images: list[tuple[str, np.ndarray]], set
                      detector_weights: str | None = None, peers: bool = True, pose_batch: int = 32,
                      on_row: Callable[[BenchRow], None] | None = None) -> list[BenchRow]:
     """End-to-end rows: the box source alone, each pose model behind it, and the YOLO11n-pose peer, each a
-    :class:`~kanpose_cli.core.engine.estimator.PoseEstimator` called on one in-memory image at a time; then, per
+    :class:`~kanpose_cli.core.inference.estimator.PoseEstimator` called on one in-memory image at a time; then, per
     pose model, a ``kanpose-loop`` row: the same images read from their files through :meth:`PoseEstimator.run`
     (background decoding, chunks of 8 images), as ``kanpose predict`` runs them without writing.
 
@@ -657,7 +657,7 @@ def bench_end_to_end(names: list[str], images: list[tuple[str, np.ndarray]], set
     from kanpose_cli.core.data.sources import ImageListSource
     from kanpose_cli.core.detect.boxes import make_box_source
     from kanpose_cli.core.detect.yolo import DEFAULT_DETECTOR
-    from kanpose_cli.core.engine.estimator import YOLO_PREFIX, PoseEstimator
+    from kanpose_cli.core.inference.estimator import YOLO_PREFIX, PoseEstimator
     from kanpose_cli.core.models import create_model
     from kanpose_cli.core.models.complexity import count_params
     from kanpose_cli.core.models.info import model_complexity

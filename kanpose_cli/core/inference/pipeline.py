@@ -1,5 +1,5 @@
 """The top-down pipeline: person boxes -> crops (affine warp) -> batched pose network -> decode -> keypoints in
-original-image pixels. The only crop -> network -> uncrop loop; :class:`~kanpose_cli.core.engine.estimator.
+original-image pixels. The only crop -> network -> uncrop loop; :class:`~kanpose_cli.core.inference.estimator.
 PoseEstimator` drives it for predict, eval, label, bench and the Python API."""
 
 from __future__ import annotations
@@ -7,30 +7,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from kanpose_cli.core.data.transforms import box_to_center_size, crop_to_image, get_warp_matrix, warp_image
+from kanpose_cli.core.data.transforms import crop_to_image, make_crops
 from kanpose_cli.core.models.registry import PoseModel
 from kanpose_cli.core.results import PoseResult
-
-
-def make_crops(image_bgr: np.ndarray, boxes: np.ndarray, input_size: tuple[int, int], udp: bool,
-               padding: float = 1.25) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Warp every person box into a model-input crop.
-
-    Args:
-        image_bgr: (H_img, W_img, 3) uint8. boxes: (N, 4) xyxy original-image pixels.
-        input_size: model input ``(H, W)``. udp: UDP affine (spec §1.3). padding: box enlargement (1.25).
-
-    Returns:
-        ``(crops (N, H, W, 3) uint8 RGB, centers (N, 2), roi_sizes (N, 2))``, the last two in original-image pixels.
-    """
-    H, W = input_size
-    centers, sizes = box_to_center_size(np.asarray(boxes).reshape(-1, 4), W / H, padding)
-    crops = np.empty((len(centers), H, W, 3), dtype=np.uint8)
-    for i, (c, s) in enumerate(zip(centers, sizes)):
-        s = np.maximum(s, 1.0)
-        sizes[i] = s
-        crops[i] = warp_image(image_bgr, get_warp_matrix(c, s, (W, H), udp=udp), (W, H))[..., ::-1]
-    return crops, centers, sizes
 
 
 class TopDownPipeline:

@@ -1,7 +1,7 @@
 """The training loop: :class:`Trainer` (setup, steps, validation, state, best/last export) and its :class:`Callback`.
 
 Reference: the mmpose 0.x/1.x training loop (spec §2.7, §3.7, §7.2, §8.7). The run folder and the resume
-guarantees are described in :mod:`kanpose_cli.core.engine.train`.
+guarantees are described in :mod:`kanpose_cli.core.training`.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from torch.utils.data import DataLoader
 
 from kanpose_cli.core.data.dataset import TopDownDataset, collate
 from kanpose_cli.core.data.training_sets import load_sources
-from kanpose_cli.core.engine.distributed import init_distributed
-from kanpose_cli.core.engine.train.config import TrainConfig, lineage_seeds
-from kanpose_cli.core.engine.train.optim import LrSchedule, ModelEMA, param_groups
-from kanpose_cli.core.engine.train.outputs import plot_results, write_results_csv
-from kanpose_cli.core.engine.train.sampler import RatioSampler
-from kanpose_cli.core.engine.train.state import (
+from kanpose_cli.core.training.config import TrainConfig, lineage_seeds
+from kanpose_cli.core.training.optim import LrSchedule, ModelEMA, param_groups
+from kanpose_cli.core.training.outputs import plot_results, write_results_csv
+from kanpose_cli.core.training.sampler import RatioSampler
+from kanpose_cli.core.training.state import (
     STATE_FORMAT,
     atomic_torch_save,
     get_rng_state,
@@ -34,6 +33,7 @@ from kanpose_cli.core.errors import DeviceError, InputError
 from kanpose_cli.core.io import RunDir, write_text_atomic
 from kanpose_cli.core.models.losses import build_loss
 from kanpose_cli.core.models.registry import PoseModel, create_model
+from kanpose_cli.core.parallel import init_distributed
 
 
 class Callback:
@@ -52,11 +52,11 @@ class Trainer:
     """Train a registered pose model on one or more keypoint training sets.
 
     Args:
-        cfg: the effective config (:class:`~kanpose_cli.core.engine.train.config.TrainConfig`, or its dict).
+        cfg: the effective config (:class:`~kanpose_cli.core.training.config.TrainConfig`, or its dict).
         run_dir: run folder (rank 0 writes into it); required. A lazy :class:`~kanpose_cli.core.io.RunDir` is
             created when training starts (:meth:`fit`), so a run that fails to set up leaves no folder.
         callbacks: :class:`Callback` objects (progress display, tests).
-        state: a training state from :func:`~kanpose_cli.core.engine.train.state.load_state` to resume from (its
+        state: a training state from :func:`~kanpose_cli.core.training.state.load_state` to resume from (its
             config is used; ``cfg`` is ignored).
 
     Attributes:
@@ -249,12 +249,12 @@ class Trainer:
 
     def validate(self) -> dict | None:
         """COCO keypoint AP on ``data.val`` with GT boxes (rank 0; None elsewhere or without a validation set), via
-        :func:`kanpose_cli.core.engine.evaluator.evaluate_model`."""
+        :func:`kanpose_cli.core.evaluation.evaluator.evaluate_model`."""
         val = self.cfg.data.val
         if val is None or not self.is_main:
             return None
         try:
-            from kanpose_cli.core.engine.evaluator import evaluate_model
+            from kanpose_cli.core.evaluation.evaluator import evaluate_model
         except ImportError:
             return None
         model = self.eval_model()

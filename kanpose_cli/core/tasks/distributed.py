@@ -1,10 +1,10 @@
 """Data-parallel inference with PyTorch's own launcher: ``torchrun --nproc-per-node N -m kanpose_cli predict|label``.
 
 Every rank (one GPU each with NCCL, or a CPU process with gloo; the process group is started by
-:func:`init_distributed`, as for DDP training by :mod:`kanpose_cli.core.engine.train`) takes every N-th input image
-(:func:`shard_source`), runs the same estimator on its share and writes its own per-image files into **one** run
-folder, which rank 0 claims and broadcasts (:func:`shared_run_dir`). At the end rank 0 gathers what has to be one
-file — the COCO results of ``predict --save-coco`` (:func:`merge_predictions`) or the label JSON of ``label``
+:func:`~kanpose_cli.core.parallel.init_distributed`, as for DDP training by :mod:`kanpose_cli.core.training`) takes
+every N-th input image (:func:`shard_source`), runs the same estimator on its share and writes its own per-image files
+into **one** run folder, which rank 0 claims and broadcasts (:func:`shared_run_dir`). At the end rank 0 gathers what has
+to be one file — the COCO results of ``predict --save-coco`` (:func:`merge_predictions`) or the label JSON of ``label``
 (:func:`merge_labels`) — and writes it in the input order, so the files are the same as a single-process run's.
 
 Without torchrun (``WORLD_SIZE`` unset or 1) every function here is a no-op pass-through.
@@ -12,7 +12,6 @@ Without torchrun (``WORLD_SIZE`` unset or 1) every function here is a no-op pass
 
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +21,9 @@ import numpy as np
 import torch
 
 from kanpose_cli.core.data.sources import Frame, ImageListSource, Source
-from kanpose_cli.core.errors import DeviceError, UsageError
+from kanpose_cli.core.errors import UsageError
 from kanpose_cli.core.io import RunDir, unique_stem, write_json_atomic
+from kanpose_cli.core.parallel import finish_distributed, init_distributed
 
 
 @dataclass
@@ -45,45 +45,6 @@ class Shard:
         return self.rank == 0
 
 
-def dist_info() -> tuple[int, int, int]:
-    """``(rank, world_size, local_rank)`` from torchrun's environment (``(0, 1, 0)`` when not distributed)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, 0
-    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def init_distributed(device: str) -> tuple[int, int, torch.device]:
-    """Start the process group under torchrun (NCCL for CUDA, gloo for CPU); returns ``(rank, world, device)``
-    (``(0, 1, the selected device)`` without torchrun). Used by training and by :func:`start`.
-
-    Raises:
-        DeviceError: CUDA asked for but unavailable or fewer GPUs than local ranks.
-    """
-    import torch.distributed as dist
-
-    from kanpose_cli.core.device import select_device
-
-    rank, world, local = dist_info()
-    dev = select_device(device)
-    if world > 1:
-        if dev.type == "cuda":
-            if local >= torch.cuda.device_count():
-                raise DeviceError(f"local rank {local} but only {torch.cuda.device_count()} CUDA device(s)")
-            dev = torch.device("cuda", local)
-            torch.cuda.set_device(dev)
-        if not dist.is_initialized():
-            # Importing torch._dynamo (torchvision and timm import it) after the group exists leaves ten hidden
-            # references to the group (measured with torch 2.14), so destroy_process_group() cannot free it and
-            # gloo's worker threads live on into interpreter shutdown, where one that drops the last tensor of a
-            # finished collective aborts the process ("terminate called without an active exception", exit -6;
-            # pytorch/pytorch PR 179291 describes that abort). Imported first, it holds none.
-            importlib.import_module("torch._dynamo")  # not `import torch._dynamo`: that would make torch local
-
-            dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    return rank, world, dev
-
-
 def start(device: str) -> Shard:
     """Join the torchrun process group if there is one (gloo on CPU, NCCL with ``cuda:LOCAL_RANK``).
 
@@ -101,11 +62,7 @@ def start(device: str) -> Shard:
 def finish(shard: Shard) -> None:
     """Wait for every rank, then leave the process group (no-op without torchrun)."""
     if shard.distributed:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.barrier()
-            dist.destroy_process_group()
+        finish_distributed()
 
 
 def shard_source(source: Source, shard: Shard) -> Source:
@@ -170,9 +127,9 @@ def broadcast(obj, shard: Shard):
 
 
 def merge_predictions(writer, summary, source: Source, shard: Shard, run_dir: Path):
-    """After :func:`~kanpose_cli.core.engine.predictor.run_predict` on every rank: rank 0 writes the one COCO
+    """After :func:`~kanpose_cli.core.tasks.predictor.run_predict` on every rank: rank 0 writes the one COCO
     results file (entries in input order, as a single process writes them) and every rank gets the merged
-    :class:`~kanpose_cli.core.engine.predictor.PredictSummary` (frames, persons and skipped summed over ranks,
+    :class:`~kanpose_cli.core.tasks.predictor.PredictSummary` (frames, persons and skipped summed over ranks,
     seconds = the slowest rank). A run folder nobody wrote into is removed again.
 
     Returns:
@@ -180,7 +137,7 @@ def merge_predictions(writer, summary, source: Source, shard: Shard, run_dir: Pa
     """
     if not shard.distributed:
         return summary, bool(getattr(writer.run_dir, "created", True))
-    from kanpose_cli.core.engine.predictor import PredictSummary
+    from kanpose_cli.core.tasks.predictor import PredictSummary
 
     order = getattr(source, "global_index", {})
     parts = gather((writer.coco, writer.coco_paths, summary), shard)
@@ -218,18 +175,18 @@ def merge_labels(source: Source, teacher, source_root: Path | None, shard: Shard
 
     Args:
         source: this rank's share (:func:`shard_source`). teacher: the estimator. source_root: as
-            :func:`~kanpose_cli.core.engine.labeler.label_images`. on_frame: progress callback on this rank.
+            :func:`~kanpose_cli.core.tasks.labeler.label_images`. on_frame: progress callback on this rank.
         label_kwargs: ``box_thr``, ``kpt_thr``, ``min_keypoints``.
 
     Returns:
         ``(coco dict, LabelSummary)`` on rank 0; ``(None, LabelSummary)`` (the merged counts) on the others.
     """
-    from kanpose_cli.core.engine.labeler import _teach, label_images, teacher_name
+    from kanpose_cli.core.tasks.labeler import label_images, teach, teacher_name
 
     if not shard.distributed:
         return label_images(source, teacher, source_root, on_frame=on_frame, **label_kwargs)
     records = []
-    for frame, out in _teach(source, teacher):
+    for frame, out in teach(source, teacher):
         shape = None if frame.image is None else frame.image.shape[:2]
         records.append((frame.path, shape, frame.error, out))
         if on_frame:

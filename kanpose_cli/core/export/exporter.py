@@ -13,6 +13,12 @@ I/O contract of an exported file (also stored in it, see :func:`export_meta`):
 ONNX metadata (``metadata_props``): ``kanpose`` (the full JSON of :func:`export_meta`), plus readable copies
 ``model``, ``input_size`` (``"H,W"``), ``mean``, ``std``, ``keypoint_names``, ``codec`` (JSON), ``decode``
 (``"true"``/``"false"``), ``outputs``. TorchScript stores the same JSON as the extra file ``kanpose.json``.
+
+Layer: below :mod:`kanpose_cli.core.inference`, whose onnxruntime backend
+(:mod:`~kanpose_cli.core.inference.backend`) exports and caches graphs with :func:`export_onnx`. So this module uses
+only models, weights, data and detect: the parity checks cut their real person crops with
+:func:`kanpose_cli.core.data.transforms.make_crops` (the same warp the top-down pipeline uses), never through
+the inference package.
 """
 
 from __future__ import annotations
@@ -261,7 +267,7 @@ def gt_crops(model, coco_dir: str | Path, n: int = 8, min_area: float = 32 * 32)
     """
     from kanpose_cli.core.data.coco import CocoKeypointData, standard_layout
     from kanpose_cli.core.data.sources import read_image
-    from kanpose_cli.core.engine.pipeline import make_crops
+    from kanpose_cli.core.data.transforms import make_crops
 
     ann_path, images_dir = standard_layout(coco_dir, "val2017")
     if not ann_path.is_file():
@@ -295,7 +301,7 @@ def detector_crops(model, image_path: str | Path, detector: str | None = None, n
     """
     from kanpose_cli.core.data.sources import read_image
     from kanpose_cli.core.detect.boxes import make_box_source
-    from kanpose_cli.core.engine.pipeline import make_crops
+    from kanpose_cli.core.data.transforms import make_crops
 
     image = read_image(image_path)
     boxes, _ = make_box_source("detector", detector)([image], [str(image_path)], [None])[0]

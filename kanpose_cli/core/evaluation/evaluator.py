@@ -11,14 +11,14 @@ Protocol (spec §1.5; reference: ViTPose ``TopDownCocoDataset.evaluate`` and mmp
 3. Rescoring: instance score = box score × mean of the keypoint scores above 0.2 (0 if none)
    (:meth:`PoseResult.to_coco`).
 4. OKS-NMS per image at OKS 0.9 with the COCO sigmas and "area" = padded crop area ``w_roi · h_roi`` pixels²
-   (:mod:`kanpose_cli.core.engine.oks_nms`).
+   (:mod:`kanpose_cli.core.evaluation.oks_nms`).
 5. pycocotools ``COCOeval(iouType='keypoints')`` (never our own AP): AP, AP50, AP75, APM, APL, AR, AR50, AR75,
    ARM, ARL in [0, 1] (-1 where the annotation file has no instance of that area range).
 
 The YOLO-pose peer (``--model yolo:NAME``) uses its own boxes and keypoints and goes through steps 3–5
 unchanged (its area for OKS-NMS is the same padded box area, aspect 0.75).
 
-Steps 1–2 are one loop over a :class:`~kanpose_cli.core.engine.estimator.PoseEstimator` (:func:`run_estimator`),
+Steps 1–2 are one loop over a :class:`~kanpose_cli.core.inference.estimator.PoseEstimator` (:func:`run_estimator`),
 the same estimator predict, label, bench and the Python API use. Entry points: :func:`evaluate` (a ready
 estimator), :func:`evaluate_model` (used by training for validation), :func:`evaluate_yolo_pose` and
 :func:`score_results`.
@@ -41,7 +41,7 @@ import torch
 from kanpose_cli.core.data.coco import CocoKeypointData, quiet_coco
 from kanpose_cli.core.data.sources import read_image
 from kanpose_cli.core.data.transforms import box_to_center_size
-from kanpose_cli.core.engine.oks_nms import oks_nms
+from kanpose_cli.core.evaluation.oks_nms import oks_nms
 from kanpose_cli.core.errors import InputError, UsageError
 from kanpose_cli.core.io import read_json_file, write_json_atomic
 from kanpose_cli.core.results import PoseResult
@@ -199,7 +199,7 @@ def padded_areas(boxes: np.ndarray, aspect_ratio: float, padding: float = PADDIN
 
 def run_estimator(estimator, data: CocoKeypointData, image_ids: list[int], progress: ProgressFn | None = None,
                   nms_thr: float = OKS_NMS_THR) -> EvalRun:
-    """Predict every image with a :class:`~kanpose_cli.core.engine.estimator.PoseEstimator`, then rescore and
+    """Predict every image with a :class:`~kanpose_cli.core.inference.estimator.PoseEstimator`, then rescore and
     OKS-NMS each image's persons (area: the padded box area at the estimator's crop aspect ratio).
 
     Images are processed in chunks of :data:`IMAGES_PER_CHUNK` (their crops batched together). When the boxes are
@@ -376,14 +376,14 @@ def score_existing(data: CocoKeypointData, dets: list[dict], results_file, run_d
 def make_estimator(model=None, weights=None, boxes: str | None = None, detector: str | None = None,
                    annotations=None, device="cpu", flip: bool = True, batch: int = 32,
                    det_conf: float = DEFAULT_DET_CONF, box_thr: float = 0.0, backend: str = "auto"):
-    """The :class:`~kanpose_cli.core.engine.estimator.PoseEstimator` of ``kanpose eval coco``: boxes ``gt`` unless
+    """The :class:`~kanpose_cli.core.inference.estimator.PoseEstimator` of ``kanpose eval coco``: boxes ``gt`` unless
     told otherwise (``yolo:`` models find their own), the detector at confidence ``det_conf``, detections-file boxes
     with score ≥ ``box_thr``, the flip test on, the pose network on ``backend``.
 
     Raises:
-        As :class:`~kanpose_cli.core.engine.estimator.PoseEstimator`.
+        As :class:`~kanpose_cli.core.inference.estimator.PoseEstimator`.
     """
-    from kanpose_cli.core.engine.estimator import PoseEstimator, is_yolo_model
+    from kanpose_cli.core.inference.estimator import PoseEstimator, is_yolo_model
 
     if boxes is None and not is_yolo_model(model):
         boxes = "gt"
@@ -417,7 +417,7 @@ def describe(estimator, ann_file, n_images: int) -> dict:
 
 def evaluate(estimator, ann_file, images_dir, image_ids: list[int] | None = None, results_file=None,
              progress: ProgressFn | None = None, nms_thr: float = OKS_NMS_THR) -> dict:
-    """Evaluate a ready :class:`~kanpose_cli.core.engine.estimator.PoseEstimator` on a COCO keypoint dataset
+    """Evaluate a ready :class:`~kanpose_cli.core.inference.estimator.PoseEstimator` on a COCO keypoint dataset
     (protocol in the module docstring; the estimator's box source is step 1, its flip setting step 2).
 
     Args:
@@ -475,7 +475,7 @@ def evaluate_model(model, ann_file, images_dir, boxes: str = "gt", flip: bool = 
         InputError: missing/malformed annotation file, images folder or detection file. UsageError: bad ``boxes``.
         WeightsError: detector weights missing.
     """
-    from kanpose_cli.core.engine.estimator import PoseEstimator
+    from kanpose_cli.core.inference.estimator import PoseEstimator
 
     data = CocoKeypointData(ann_file, images_dir)
     was_training = model.training
@@ -499,7 +499,7 @@ def evaluate_yolo_pose(weights, ann_file, images_dir, device="cpu", conf: float 
     Raises:
         WeightsError: weights missing or not a pose model. InputError: as :func:`evaluate_model`.
     """
-    from kanpose_cli.core.engine.estimator import YOLO_PREFIX, PoseEstimator
+    from kanpose_cli.core.inference.estimator import YOLO_PREFIX, PoseEstimator
 
     est = PoseEstimator(f"{YOLO_PREFIX}{weights}", device=device, conf=conf, det_imgsz=imgsz)
     return evaluate(est, ann_file, images_dir, image_ids=image_ids, results_file=results_file, progress=progress,
