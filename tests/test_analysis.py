@@ -284,7 +284,7 @@ def test_cli_analyze_writes_json_tables_and_plots(planted, coco_mini, tmp_path):
     assert report["keypoints"] == an.report["keypoints"] and report["ap_steps"] == an.report["ap_steps"]
     for head in ("jitter", "inversion", "+ false negatives", "background false positives", "left_ankle"):
         assert head in r.output
-    assert "100.0" in r.output and f"{100 * an.report['ap_steps'][0]['AP']:.1f}" in r.output
+    assert "1.000" in r.output and f"{an.report['ap_steps'][0]['AP']:.3f}" in r.output  # AP as a fraction
     assert report["plots"] == {"pr_curves": "pr_error_curves.png", "keypoint_errors": "keypoint_errors.png",
                                "worst_examples": "worst_examples.png"}
     for name in report["plots"].values():
@@ -315,10 +315,10 @@ def test_cli_compare_two_runs(planted, coco_mini, tmp_path):
     assert r.exit_code == 0, r.output
     assert "a/exp1" in r.output and "b/exp1" in r.output  # both columns (same folder names -> parent shown)
     assert "analysed now" in r.output  # run b had no analysis.json
-    ap_b = 100 * an.report["ap_steps"][0]["AP"]
-    assert f"{ap_b:.1f}" in r.output and f"{ap_b - 100:+.1f}" in r.output and "100.0" in r.output
+    ap_b = an.report["ap_steps"][0]["AP"]
+    assert f"{ap_b:.3f}" in r.output and f"{ap_b - 1:+.3f}" in r.output and "1.000" in r.output  # AP fractions
     out = json.loads((tmp_path / "c" / "compare1" / "compare.json").read_text())
-    assert out["metrics"]["AP"][0] == pytest.approx(1.0) and out["metrics"]["AP"][1] == pytest.approx(ap_b / 100)
+    assert out["metrics"]["AP"][0] == pytest.approx(1.0) and out["metrics"]["AP"][1] == pytest.approx(ap_b)
     assert out["keypoints"]["miss"][0] == 0 and out["keypoints"]["miss"][2] > 0
     assert out["detections"]["background_fp"] == [0, N_BACKGROUND, N_BACKGROUND]
     image = _png(tmp_path / "c" / "compare1" / "pr_compare.png")

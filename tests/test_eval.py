@@ -229,7 +229,7 @@ def test_unreadable_image_is_skipped_and_reported(coco_mini, tmp_path):
     r = invoke("eval", "coco", "--ann", tmp_path / "ann.json", "--images", images, "--weights", "random",
                "--no-flip", "--save-dir", tmp_path / "runs")
     assert r.exit_code == 1
-    assert "skipped" in r.output and "1 image(s) could not be read" in r.output
+    assert "skipped" in r.output and "1 image could not be read and was left out" in r.output
     metrics = json.loads((tmp_path / "runs" / "exp1" / "metrics.json").read_text())
     assert metrics["num_skipped"] == 1 and metrics["num_images"] == 1
 

@@ -280,7 +280,7 @@ def test_models_command_lists_published_weights(home):
     assert plus["repo"] == PLUS_REPO and plus["uri"] == f"hf://{PLUS_REPO}@main" and plus["license"] == "Apache-2.0"
     assert set(plus) >= {"revision", "file", "sha256", "ap", "trained_on"}
     res = runner.invoke(app, ["models", TINY])
-    assert res.exit_code == 0 and "plus 1.0 · coco 2.0" in res.stdout
+    assert res.exit_code == 0 and "plus 0.010 · coco 0.020" in res.stdout  # AP as a fraction
 
 
 def test_init_from_hub_through_the_same_cache(home, hub_root, fake_hub):

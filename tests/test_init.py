@@ -83,7 +83,7 @@ def test_train_kanfpn_s4_with_init_reports_and_runs(vitpose_s_files, coco_mini, 
     for part, status in [("backbone.blocks", "loaded"), ("head.deconv_layers", "loaded"), ("stem.fpn", "new"),
                          ("stem.body", "new"), ("backbone.patch_embed", "skipped")]:
         assert any(part in line and status in line for line in out.splitlines()), (part, status, out)
-    assert "done: 1 epochs, 2 steps" in out
+    assert "done: 1 epoch, 2 steps" in out
     ckpt = tmp_path / "runs" / "exp1" / "weights" / "last.safetensors"
     init = read_model_card(ckpt).provenance["init"]
     assert init["source"] == "vitpose_small.pth" and init["loaded"] == 159 and init["new"] > 300

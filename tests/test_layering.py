@@ -55,6 +55,7 @@ RULES = _task_rules() + [
     ("kanpose_cli.core.keypoints", "kanpose_cli.core", "keypoint metadata is the bottom: no kanpose imports"),
     ("kanpose_cli.core.paths", "kanpose_cli.core", "paths is the bottom: no kanpose imports"),
     ("kanpose_cli.core.errors", "kanpose_cli.core", "errors is the bottom: no kanpose imports"),
+    ("kanpose_cli.core.text", "kanpose_cli.core", "message wording (plurals, AP) is the bottom: no kanpose imports"),
     ("kanpose_cli.core.models", "kanpose_cli.core.weights",
      "models declare published weights as data; reading, converting and downloading files is the weights package's "
      "job, which sits above models"),

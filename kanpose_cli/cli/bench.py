@@ -10,6 +10,7 @@ import typer
 from kanpose_cli.cli.console import console, print_table, stdout
 from kanpose_cli.cli.errors import handle_errors
 from kanpose_cli.cli.options import DeviceOpt
+from kanpose_cli.core.text import plural
 
 EPILOG = (
     "Examples:  kanpose bench --quick  ·  kanpose bench --models 'vitpose-*' --batch 1,8  ·  "
@@ -29,7 +30,7 @@ def bench(
     models: Annotated[Optional[str], typer.Option(
         "--models", help="Comma-separated model names or patterns ('vitpose-*'); default: all registered.",
         rich_help_panel="Models")] = None,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     batch: Annotated[Optional[str], typer.Option(
         "--batch", help="Batch sizes of the model-only sweep; default 1,8 on CPU, 1,8,32,64 on CUDA (an "
         "out-of-memory batch is reported and larger ones skipped).", rich_help_panel="Performance")] = None,
@@ -93,8 +94,8 @@ def bench(
     if warning:
         console.print(f"[yellow]warning:[/] {warning}")
     imgs, desc = (B.load_images(images, 1 if quick else max_images) if e2e else (None, ""))
-    console.print(f"[bold]kanpose bench[/] · {len(names)} models · device {dev} · threads {settings.threads} · "
-                  f"batches {','.join(map(str, batches))} · {','.join(precisions)}"
+    console.print(f"[bold]kanpose bench[/] · {plural(len(names), 'model')} · device {dev} · "
+                  f"threads {settings.threads} · batches {','.join(map(str, batches))} · {','.join(precisions)}"
                   f"{' · channels-last' if channels_last else ''}{' · compile' if compile_ else ''}"
                   f"{' · quick' if quick else ''}{' · plain too' if plain else ''}"
                   f"{' · onnxruntime too' if onnxruntime else ''}"

@@ -6,14 +6,31 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import sys
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
 
-console = Console(stderr=True, highlight=False)
-stdout = Console(highlight=False)
+from kanpose_cli.core.text import plural
+
+
+
+def _soft_wrap(stream) -> bool:
+    """True when ``stream`` is not a terminal and ``$COLUMNS`` is not set: a pipe or a file then gets each message
+    as one line (rich would otherwise hard-wrap it at 80 columns, even inside a path). A terminal, or an explicit
+    ``COLUMNS``, keeps rich's wrapping at that width."""
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        tty = False
+    return not tty and not os.environ.get("COLUMNS")
+
+
+console = Console(stderr=True, highlight=False, soft_wrap=_soft_wrap(sys.stderr))
+stdout = Console(highlight=False, soft_wrap=_soft_wrap(sys.stdout))
 
 
 def make_progress(transient: bool = False) -> Progress:
@@ -36,7 +53,7 @@ def frame_reporter(progress: Progress, task):
             progress.console.print(f"[yellow]skipped[/] {frame.path}: {frame.error}", soft_wrap=True)
         else:
             total["persons"] += persons
-        progress.update(task, advance=1, info=f"{total['persons']} persons")
+        progress.update(task, advance=1, info=plural(total["persons"], "person"))
 
     return report
 

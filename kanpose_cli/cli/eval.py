@@ -11,6 +11,7 @@ import typer
 from kanpose_cli.cli.console import console, make_progress, print_table, stdout
 from kanpose_cli.cli.errors import fail, handle_errors
 from kanpose_cli.cli.options import BackendOpt, BatchOpt, BoxesHelp, DeviceOpt, ModelOpt, WeightsOpt
+from kanpose_cli.core.text import ap_text, plural
 
 EPILOG = (
     "Examples:  kanpose eval coco --data ../shared/data/coco-mini --weights best.safetensors  ·  "
@@ -42,12 +43,21 @@ def _print_metrics(report: dict, title: str) -> None:
 
     stdout.print(f"[bold]{title}[/]", soft_wrap=True)
     table = Table()
-    table.add_column("(%)", style="bold")
+    table.add_column("", style="bold")
     for head in ("all", "OKS .50", "OKS .75", "medium", "large"):
         table.add_column(head, justify="right")
     for label, keys in METRIC_ROWS:
-        table.add_row(label, *(f"{100 * report[k]:.1f}" if report[k] >= 0 else "–" for k in keys))
+        table.add_row(label, *(ap_text(report[k]) for k in keys))
     print_table(table)
+
+
+def _setting(value) -> str:
+    """A run setting for a warning line: flip on/off, a list of image ids by its length, else the value."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list):
+        return plural(len(value), "image")
+    return str(value)
 
 
 def _pct(part: int, whole: int) -> str:
@@ -98,7 +108,7 @@ def _print_analysis(report: dict) -> None:
         grid.add_row(label, str(value))
     print_table(grid)
 
-    steps = Table(title="AP after correcting each error type (%): cumulative, and that type alone",
+    steps = Table(title="AP after correcting each error type: cumulative, and that type alone",
                   title_justify="left")
     steps.add_column("step", style="bold")
     for head in ("AP", "Δ AP", "alone", "Δ alone", "AP50", "AP75", "AP10", "AP(M)", "AP(L)"):
@@ -106,11 +116,11 @@ def _print_analysis(report: dict) -> None:
     base = report["ap_steps"][0]["AP"]
     prev, alone = None, {row["step"]: row["AP"] for row in report.get("ap_alone", [])}
     for row in report["ap_steps"]:
-        cells = [f"{100 * row[k]:.1f}" if row[k] >= 0 else "–" for k in ("AP", "AP50", "AP75", "AP10", "APM", "APL")]
-        delta = "" if prev is None else f"{100 * (row['AP'] - prev):+.1f}"
+        cells = [ap_text(row[k]) for k in ("AP", "AP50", "AP75", "AP10", "APM", "APL")]
+        delta = "" if prev is None else ap_text(row["AP"] - prev, signed=True)
         own = alone.get(row["step"])
-        steps.add_row(STEP_LABELS[row["step"]], cells[0], delta, "" if own is None else f"{100 * own:.1f}",
-                      "" if own is None else f"{100 * (own - base):+.1f}", *cells[1:])
+        steps.add_row(STEP_LABELS[row["step"]], cells[0], delta, "" if own is None else ap_text(own),
+                      "" if own is None else ap_text(own - base, signed=True), *cells[1:])
         prev = row["AP"]
     print_table(steps)
 
@@ -157,7 +167,7 @@ def coco(
                                             rich_help_panel="Boxes")] = 0.001,
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip test (standard protocol: on).",
                                        rich_help_panel="Model")] = True,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     backend: BackendOpt = "auto",
     batch: BatchOpt = 32,
     save_dir: Annotated[Path, typer.Option("--save-dir", help="Parent of the auto-numbered run folder.",
@@ -185,7 +195,7 @@ def coco(
                          "images": "all" if ids is None else len(ids)})
         run_dir = next_run_dir(save_dir)
         report = evaluator.score_existing(dataset, dets, results, run_dir, images_dir, ids)
-        _print_metrics(report, f"COCO keypoints · {results.name} · {report['num_results']} results")
+        _print_metrics(report, f"COCO keypoints · {results.name} · {plural(report['num_results'], 'result')}")
         console.print(f"metrics in {run_dir / 'metrics.json'}")
         if analyze:
             _analyze(dataset.coco, dets, run_dir, ids, (), images_dir)
@@ -212,14 +222,16 @@ def coco(
     _print_metrics(report, f"COCO keypoints · {s['model']} · boxes {s['boxes']} · flip "
                            f"{'on' if s['flip'] else 'off'}")
     n_img = report["num_images"]
-    console.print(f"{n_img} images, {report['num_results']} instances after OKS-NMS "
+    console.print(f"{plural(n_img, 'image')}, {plural(report['num_results'], 'instance')} after OKS-NMS "
                   f"({report['instances_before_nms']} before), {1000 * report['seconds'] / max(n_img, 1):.0f} ms "
                   f"per image · skipped {report['num_skipped']} · results in {run_dir}")
     if analyze:
         _analyze(dataset.coco, report["results_file"], run_dir, ids, [x["path"] for x in report["skipped"]],
                  images_dir)
     if report["num_skipped"]:
-        raise fail(f"{report['num_skipped']} image(s) could not be read and were left out of the evaluation", 1)
+        n = report["num_skipped"]
+        raise fail(f"{plural(n, 'image')} could not be read and {'was' if n == 1 else 'were'} left out of the "
+                   f"evaluation", 1)
 
 
 eval_app.command("coco", epilog=EPILOG)(coco)
@@ -249,12 +261,16 @@ def compare(
     result = analysis.compare_runs(*runs)
     out = analysis.save_comparison(result, *runs, save_dir)
     label_a, label_b = result["runs"]
-    sections = (("COCO keypoints (%)", result["metrics"], 100.0, "{:.1f}", "{:+.1f}"),
+    for diff in result["setting_differences"]:  # AP of different box sources or flip settings is not like for like
+        console.print(f"[yellow]warning:[/] the runs used different {diff['what']}: {label_a} {_setting(diff['a'])}, "
+                      f"{label_b} {_setting(diff['b'])}; the differences below are not the models' alone",
+                      soft_wrap=True)
+    sections = (("COCO keypoints", result["metrics"], 1.0, "{:.3f}", "{:+.3f}"),
                 ("Keypoints of matched persons (% of labelled)", result["keypoints"], 1.0, "{:.1f}", "{:+.1f}"),
                 ("Detection errors (count)", {analysis.DETECTION_LABELS[k]: v for k, v in
                                               result["detections"].items()}, 1.0, "{:.0f}", "{:+.0f}"),
-                ("AP after each cumulative correction (%)", {STEP_LABELS[k]: v for k, v in
-                                                    result["ap_steps"].items()}, 100.0, "{:.1f}", "{:+.1f}"))
+                ("AP after each cumulative correction", {STEP_LABELS[k]: v for k, v in
+                                                         result["ap_steps"].items()}, 1.0, "{:.3f}", "{:+.3f}"))
     for title, rows, scale, fmt, dfmt in sections:
         table = Table(title=title, title_justify="left")
         table.add_column("", style="bold")

@@ -39,7 +39,7 @@ def export(
     n_crops: Annotated[int, typer.Option("--crops", min=1, help="Number of parity crops.")] = 8,
     tol: Annotated[float, typer.Option("--tol", min=0.0, help="Max decoded-keypoint difference (crop pixels) "
                                        "for the parity check to pass.")] = 0.01,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
 ):
     """Export a pose model to ONNX (dynamic batch, metadata inside) / TorchScript and check it against PyTorch.
 
@@ -72,7 +72,7 @@ def export(
     explicit_file = out is not None and out.suffix.lower() in (".onnx", ".pt", ".engine", ".ts")
     suffix = "-decode" if decode and not explicit_file else ""
     console.print(f"[bold]kanpose export[/] · {pose.name} ({pose.weights_label}) · {', '.join(fmts)} · "
-                  f"outputs {'keypoints+scores (decode in graph)' if decode else 'raw network outputs'}")
+                  f"device {dev} · outputs {'keypoints+scores (decode in graph)' if decode else 'raw network outputs'}")
     crops = None
     if verify:
         crops, crops_desc = E.parity_crops(pose, coco, image, n=n_crops)

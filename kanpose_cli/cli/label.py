@@ -11,6 +11,7 @@ from kanpose_cli.cli.console import console, frame_reporter, make_progress
 from kanpose_cli.cli.errors import fail, handle_errors
 from kanpose_cli.cli.options import BackendOpt, BatchOpt, BoxesHelp, ConfOpt, DetectorOpt, DeviceOpt, ModelOpt, \
     WeightsOpt
+from kanpose_cli.core.text import plural
 
 EPILOG = (
     "Examples:  kanpose label unlabeled/ --teacher yolo:yolo11n-pose.pt --out pseudo.json  ·  "
@@ -18,6 +19,11 @@ EPILOG = (
     "then: kanpose train --train-ann pseudo.json --train-images unlabeled/  ·  "
     "kanpose label lspet/images --fill lspet/joints.mat --teacher yolo:yolo11n-pose.pt --out lspet_filled.json"
 )
+
+
+def _none_readable(n: int) -> str:
+    """``the image could not be read`` / ``none of the N images could be read``."""
+    return "the image could not be read" if n == 1 else f"none of the {n} images could be read"
 
 
 @handle_errors
@@ -53,7 +59,7 @@ def label(
     match_oks: Annotated[float, typer.Option("--match-oks", min=0.0, max=1.0,
                                              help="--fill: minimum OKS between a person and the teacher's match.",
                                              rich_help_panel="Labels")] = 0.5,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     backend: BackendOpt = "auto",
     batch: BatchOpt = 32,
 ):
@@ -77,19 +83,20 @@ def label(
     est = make_teacher(teacher, model, weights, detector, boxes,
                        device=str(shard.device) if shard.distributed else device, flip=flip, batch=batch, conf=conf,
                        box_thr=box_thr, backend=backend)
-    console.print(f"[bold]kanpose label[/] · {src.description} · teacher {teacher_name(est)} · box ≥ {box_thr} · "
-                  f"keypoints ≥ {kpt_thr}")
+    console.print(f"[bold]kanpose label[/] · {src.description} · teacher {teacher_name(est)} · device {est.device} · "
+                  f"box ≥ {box_thr} · keypoints ≥ {kpt_thr}")
     with make_progress() as progress:
         on_frame = frame_reporter(progress, progress.add_task("label", total=src.total(), info=""))
         coco, summary = distributed.merge_labels(src, est, root, shard, on_frame=on_frame, box_thr=box_thr,
                                                  kpt_thr=kpt_thr, min_keypoints=min_kpts)
     if summary.images == 0:  # nothing to write: leave no empty label file behind
         distributed.finish(shard)
-        raise fail(f"none of the {summary.skipped} images could be read; {out} not written", 1)
+        raise fail(f"{_none_readable(summary.skipped)}; {out} not written", 1)
     if shard.is_main:
         write_json_atomic(out, coco)
     distributed.finish(shard)
-    console.print(f"{summary.images} images, {summary.persons} persons, {summary.keypoints} keypoints labelled · "
+    console.print(f"{plural(summary.images, 'image')}, {plural(summary.persons, 'person')}, "
+                  f"{plural(summary.keypoints, 'keypoint')} labelled · "
                   f"skipped {summary.skipped} · written {out}")
 
 
@@ -107,14 +114,17 @@ def _fill(source, fill, out, teacher, model, weights, detector, boxes, device, f
                        box_thr=box_thr, backend=backend)
     instances = load_source(DataSource(str(fill), str(root)), est.keypoints)
     n_images = len({i.image_path for i in instances})
-    console.print(f"[bold]kanpose label --fill[/] · {len(instances)} persons in {n_images} images of {fill} · "
-                  f"teacher {teacher_name(est)} · keypoints ≥ {kpt_thr} · match OKS ≥ {match_oks}")
+    console.print(f"[bold]kanpose label --fill[/] · {plural(len(instances), 'person')} in "
+                  f"{plural(n_images, 'image')} of {fill} · "
+                  f"teacher {teacher_name(est)} · device {est.device} · keypoints ≥ {kpt_thr} · "
+                  f"match OKS ≥ {match_oks}")
     with make_progress() as progress:
         on_image = frame_reporter(progress, progress.add_task("fill", total=n_images, info=""))
         coco, summary = fill_missing_keypoints(instances, est, root, kpt_thr=kpt_thr, match_oks=match_oks,
                                                on_image=on_image)
     if summary.images == 0:
-        raise fail(f"none of the {summary.skipped} images could be read; {out} not written", 1)
+        raise fail(f"{_none_readable(summary.skipped)}; {out} not written", 1)
     write_json_atomic(out, coco)
-    console.print(f"{summary.images} images, {summary.persons} persons, {summary.keypoints} joints filled by the "
+    console.print(f"{plural(summary.images, 'image')}, {plural(summary.persons, 'person')}, "
+                  f"{plural(summary.keypoints, 'joint')} filled by the "
                   f"teacher · skipped {summary.skipped} · written {out}")

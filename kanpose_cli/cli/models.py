@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from kanpose_cli.cli.console import print_csv, print_json, print_table
+from kanpose_cli.cli.console import make_progress, print_csv, print_json, print_table
 from kanpose_cli.cli.errors import fail, handle_errors
 
 EPILOG = ("Examples:  kanpose models  ·  kanpose models amfacpose  ·  kanpose models 'vitpose-*'  ·  "
@@ -38,10 +38,21 @@ def models(
     counted as in core/models/complexity.py (attention by kanpose's own rule), the same on every torch. json and
     csv give the exact counts (params, macs). The hub column lists the published weights a model loads with
     --weights hub[:TAG] (tag and the COCO AP their authors report; the first is the default); json gives their
-    repository, revision, file, SHA-256 and licence.
+    repository, revision, file, SHA-256 and licence. AP is a fraction (0.758) here as in every kanpose output.
     """
-    from kanpose_cli.core.models.info import hub_summary, model_rows
+    from kanpose_cli.core.models.info import hub_summary, model_complexity, model_rows, pending_complexity
+    from kanpose_cli.core.models.registry import list_models
 
+    # Params/MACs are shipped; only models the shipped table lacks (plug-ins, changed configs) are built and counted,
+    # once (then cached), with a progress bar: that can take a minute for a big ViT on a CPU.
+    pending = pending_complexity(list_models(pattern=pattern))
+    if pending:
+        with make_progress(transient=True) as progress:
+            task = progress.add_task("counting params/MACs", total=len(pending), info="")
+            for name in pending:
+                progress.update(task, info=name)
+                model_complexity(name)
+                progress.advance(task)
     rows = model_rows(pattern)
     if not rows:
         what = "matches" if any(c in pattern for c in "*?[") else "contains"
@@ -63,7 +74,8 @@ def models(
         table.add_column(col, justify=just, no_wrap=col != "description")
     for r in rows:
         p = r["paper"]
-        paper = "/".join(f"{p[k]}" if k in p else "–" for k in ("params_m", "gflops", "ap")) if p else "–"
+        paper = "/".join(("–" if k not in p else f"{p[k]:.3f}" if k == "ap" else f"{p[k]}")
+                         for k in ("params_m", "gflops", "ap")) if p else "–"
         table.add_row(r["model"], f"{r['input_size'][0]}×{r['input_size'][1]}", f"{r['params'] / 1e6:.2f}",
                       f"{r['macs'] / 1e9:.2f}", paper, r["weights"], hub_summary(r["model"]),
                       *([r["description"]] if wide else []))

@@ -15,8 +15,9 @@ WeightsOpt = Annotated[Optional[str], typer.Option(
     ".onnx file, hub (the model's published weights, downloaded once into the kanpose cache; hub:TAG for another "
     "of them, see `kanpose models`), hf://OWNER/REPO[@REV], or 'random' (untrained; for tests and benchmarks). "
     "Default: the model's shipped weights. KANPOSE_OFFLINE=1 forbids downloads.", rich_help_panel="Model")]
-DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="cpu, cuda or cuda:N (no silent fallback).",
-                                        rich_help_panel="Performance")]
+DeviceOpt = Annotated[str, typer.Option(
+    "--device", "-d", help="auto (CUDA when available, else CPU; the run header says which), cpu, cuda or cuda:N "
+    "(an explicit cuda never falls back to the CPU).", rich_help_panel="Performance")]
 HalfOpt = Annotated[bool, typer.Option("--half", help="FP16 inference (CUDA only).", rich_help_panel="Performance")]
 BackendOpt = Annotated[str, typer.Option(
     "--backend", help="What runs the pose network: auto (onnxruntime on CPU in fp32 with trained weights, measured "

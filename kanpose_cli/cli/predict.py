@@ -1,4 +1,5 @@
-"""``kanpose predict SOURCE``: detect people and estimate their poses in images, folders, globs, videos, webcams;
+"""``kanpose predict SOURCE``: detect people and estimate their poses in images, folders, globs, videos, webcams,
+URLs (images and streams);
 on video, optionally track them (stable ids), smooth their keypoints and export the tracks."""
 
 from __future__ import annotations
@@ -12,19 +13,22 @@ from kanpose_cli.cli.console import console, frame_reporter, make_progress
 from kanpose_cli.cli.errors import fail, handle_errors
 from kanpose_cli.cli.options import BackendOpt, BatchOpt, BoxesHelp, ConfOpt, DetectorOpt, DeviceOpt, HalfOpt, \
     ModelOpt, WeightsOpt
+from kanpose_cli.core.text import plural
 
 EPILOG = (
     "Examples:  kanpose predict --demo  ·  kanpose predict image.jpg --weights random  ·  "
     "kanpose predict photos/ --save-coco  ·  kanpose predict clip.mp4 --track --smooth --save-tracks  ·  "
     "kanpose predict clip.mp4 --track --det-every 3  ·  "
-    "kanpose predict 'crops/*.jpg' --detector none  ·  kanpose predict 0 --show"
+    "kanpose predict 'crops/*.jpg' --detector none  ·  kanpose predict 0 --show  ·  "
+    "kanpose predict https://ultralytics.com/images/bus.jpg  ·  kanpose predict rtsp://camera.local/live --track"
 )
 
 
 @handle_errors
 def predict(
     source: Annotated[Optional[str], typer.Argument(
-        help="Image, folder, glob (quoted), video file, or webcam index.", show_default=False)] = None,
+        help="Image, folder, glob (quoted), video file, webcam index, or URL: an image (https://…/img.jpg, read "
+        "into memory) or a stream (rtsp://…, http(s)://…).", show_default=False)] = None,
     demo: Annotated[bool, typer.Option(
         "--demo", help="Use the sample photos that ship with ultralytics (bus.jpg, zidane.jpg) as SOURCE.")] = False,
     model: ModelOpt = None,
@@ -58,7 +62,7 @@ def predict(
         "--det-every", min=1, help="With --track: run the person detector on every N-th frame only (0, N, 2N, …); "
         "the frames in between reuse each tracked person's box, moved with their pose in the frame before. "
         "New people are found at the next detector frame. 1 = every frame.", rich_help_panel="Tracking")] = 1,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     half: HalfOpt = False,
     backend: BackendOpt = "auto",
     batch: BatchOpt = 32,
@@ -108,7 +112,7 @@ def predict(
     run_dir = distributed.shared_run_dir(next_run_dir(save_dir), shard)
     writer = make_writer(run_dir, est, kpt_thr=kpt_thr, save=save, save_json=save_json, save_coco=save_coco,
                          save_tracks=save_tracks, tracking=tracking, source=src, coco_file=not shard.distributed)
-    ranks = f" · {shard.world} processes" if shard.distributed else ""
+    ranks = f" · {plural(shard.world, 'process')}" if shard.distributed else ""
     console.print(f"[bold]kanpose predict[/] · {src.description}{ranks} · model {est.name} ({est.weights_label}) · "
                   f"boxes {est.boxes_label} · device {est.device}{' fp16' if half else ''} · backend {est.backend} · "
                   f"flip {'on' if est.flip else 'off'}" + (f" · tracker {tracking.describe()}" if tracking else ""))
@@ -124,12 +128,12 @@ def predict(
     stages = summary.stages  # this process's split (under torchrun: rank 0's)
     summary, written = distributed.merge_predictions(writer, summary, src, shard, run_dir)
     distributed.finish(shard)
-    what = "frames" if src.is_stream else "images"
+    what = "frame" if src.is_stream else "image"
     where = f"results in {run_dir}" if written else "no output written"
-    tracks = f"{summary.tracks} tracks, " if tracking is not None else ""
-    console.print(f"{summary.frames} {what}, {summary.persons} persons, {tracks}{summary.ms_per_frame:.1f} ms per "
-                  f"{what[:-1]} · skipped {len(summary.skipped)} · {where}")
-    split = stages.describe(what[:-1])
+    tracks = f"{plural(summary.tracks, 'track')}, " if tracking is not None else ""
+    console.print(f"{plural(summary.frames, what)}, {plural(summary.persons, 'person')}, {tracks}"
+                  f"{summary.ms_per_frame:.1f} ms per {what} · skipped {len(summary.skipped)} · {where}")
+    split = stages.describe(what)
     if split:
         console.print(f"[dim]stages{' (rank 0)' if shard.distributed else ''}: {split}[/]")
     if summary.interrupted:

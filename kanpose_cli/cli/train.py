@@ -10,6 +10,7 @@ import typer
 
 from kanpose_cli.cli.console import console
 from kanpose_cli.cli.errors import fail, handle_errors
+from kanpose_cli.core.text import plural
 
 EPILOG = (
     "Examples:  kanpose train --model amfacpose-r18-256x192 --train-ann train.json --train-images train2017/ "
@@ -126,8 +127,9 @@ def train(
         rich_help_panel=PANEL_OPT)] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="DataLoader worker processes.",
                                                    rich_help_panel=PANEL_RUN)] = None,
-    device: Annotated[Optional[str], typer.Option("--device", "-d", help="cpu, cuda or cuda:N (DDP: cuda = one "
-                                                  "GPU per local rank).", rich_help_panel=PANEL_RUN)] = None,
+    device: Annotated[Optional[str], typer.Option(
+        "--device", "-d", help="auto (default: CUDA when available, else CPU), cpu, cuda or cuda:N (DDP: cuda = one "
+        "GPU per local rank).", rich_help_panel=PANEL_RUN)] = None,
     seed: Annotated[Optional[int], typer.Option(
         "--seed", help="Seed of the sample order and augmentation (default 0; with --init from weights kanpose train "
         "made: the highest seed of their lineage + 1).", rich_help_panel=PANEL_RUN)] = None,
@@ -205,8 +207,9 @@ def train(
     trainer = T.Trainer(cfg, run_dir, callbacks=callbacks, state=state)
     if rank == 0:
         drawn = f" ({trainer.epoch_size} drawn per epoch)" if trainer.epoch_size != trainer.num_persons else ""
-        console.print(f"[bold]kanpose train[/] · {trainer.model.name} · {trainer.num_persons} persons{drawn} · "
-                      f"{trainer.epochs} epochs × {trainer.iters_per_epoch} iters · batch {trainer.batch_size}×"
+        console.print(f"[bold]kanpose train[/] · {trainer.model.name} · {plural(trainer.num_persons, 'person')}"
+                      f"{drawn} · {plural(trainer.epochs, 'epoch')} × {plural(trainer.iters_per_epoch, 'iter')} · "
+                      f"batch {trainer.batch_size}×"
                       f"{trainer.world} · device {trainer.device} · amp {trainer.amp} · seed {trainer.cfg.seed} · "
                       f"run {run_dir}")
         if trainer.init_report is not None:
@@ -217,7 +220,8 @@ def train(
     if rank == 0:
         best = (f"best AP {summary['best_ap']:.3f} (epoch {summary['best_epoch']})" if summary["best"]
                 else "no validation")
-        console.print(f"done: {summary['epochs']} epochs, {summary['step']} steps, {summary['wall_s'] / 60:.1f} min · "
+        console.print(f"done: {plural(summary['epochs'], 'epoch')}, {plural(summary['step'], 'step')}, "
+                      f"{summary['wall_s'] / 60:.1f} min · "
                       f"{best} · weights in {run_dir / 'weights'}")
     if world > 1:
         finish_distributed()

@@ -1,12 +1,14 @@
 """One generic name -> object registry, used for pose models, keypoint codecs, losses and weight converters.
 
 timm-style: an explicit table filled by ``register`` calls when the defining modules are imported; nothing is
-scanned or downloaded. Looking up an unknown name is a :class:`~kanpose_cli.core.errors.UsageError` (exit code 2)
-that names the closest registered names, so a typo on the command line or in a config file is one clear line.
+scanned or downloaded. Names are looked up ignoring case when that is unambiguous (``VitPose-B`` finds
+``vitpose-b``). Looking up an unknown name is a :class:`~kanpose_cli.core.errors.UsageError` (exit code 2) that names
+the closest registered names (:func:`close_matches`, case-insensitive), so a typo on the command line or in a config
+file is one clear line.
 
 Name filters (:meth:`Registry.names`): a pattern with a shell wildcard (``*``, ``?``, ``[``) is matched against the
 whole name with :func:`fnmatch.fnmatchcase` (``vitpose-*``); a pattern without one matches every name that contains
-it (``r18`` matches ``amfacpose-r18-256x192``).
+it (``r18`` matches ``amfacpose-r18-256x192``); both ignore case.
 
 This module sits at the bottom of ``kanpose_cli.core`` next to :mod:`~kanpose_cli.core.errors`, which is the only
 kanpose module it imports.
@@ -25,13 +27,28 @@ T = TypeVar("T")
 WILDCARDS = "*?["
 
 
+def close_matches(word: str, names, n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """Up to ``n`` of ``names`` closest to ``word``, ignoring case: names equal to it but for case first, then
+    :func:`difflib.get_close_matches` on the lower-cased names (best first). Returns the names as spelt in
+    ``names``; ``[]`` when none is close (ratio below ``cutoff``)."""
+    by_lower: dict[str, list[str]] = {}
+    for name in names:
+        by_lower.setdefault(str(name).lower(), []).append(name)
+    key = str(word).lower()
+    out = list(by_lower.get(key, []))
+    for match in difflib.get_close_matches(key, list(by_lower), n=n, cutoff=cutoff):
+        out += [m for m in by_lower[match] if m not in out]
+    return out[:n]
+
+
 def name_matches(name: str, pattern: str | None) -> bool:
-    """True if ``name`` passes the filter ``pattern`` (module docstring); None or ``""`` matches everything."""
+    """True if ``name`` passes the filter ``pattern`` (module docstring), ignoring case; None or ``""`` matches
+    everything."""
     if not pattern:
         return True
     if any(c in pattern for c in WILDCARDS):
-        return fnmatch.fnmatchcase(name, pattern)
-    return pattern in name
+        return fnmatch.fnmatchcase(name.lower(), pattern.lower())
+    return pattern.lower() in name.lower()
 
 
 class Registry(Generic[T]):
@@ -74,20 +91,34 @@ class Registry(Generic[T]):
         del self._entries[name]
         return value
 
+    def resolve(self, name: str) -> str:
+        """The registered spelling of ``name``: ``name`` itself if registered, else the one name that equals it
+        ignoring case (``VitPose-B`` -> ``vitpose-b``).
+
+        Raises:
+            UsageError: unknown name (or several names differing only in case); the message lists up to 3 close
+                matches (or :attr:`hint`).
+        """
+        if isinstance(name, str):
+            if name in self._entries:
+                return name
+            same = [n for n in self._entries if n.lower() == name.lower()]
+            if len(same) == 1:
+                return same[0]
+        raise UsageError(self.unknown_message(name))
+
     def get(self, name: str) -> T:
-        """The entry registered as ``name``.
+        """The entry registered as ``name`` (case-insensitive when unambiguous, see :meth:`resolve`).
 
         Raises:
             UsageError: unknown name; the message lists up to 3 close matches (or :attr:`hint`).
         """
-        try:
-            return self._entries[name]
-        except (KeyError, TypeError):
-            raise UsageError(self.unknown_message(name)) from None
+        return self._entries[self.resolve(name)]
 
     def unknown_message(self, name) -> str:
-        """``unknown <kind> 'name'. Did you mean: a, b?`` (or the hint / the known names)."""
-        close = difflib.get_close_matches(str(name), list(self._entries), n=3)
+        """``unknown <kind> 'name'. Did you mean: a, b?`` (or the hint / the known names); close matches ignore
+        case."""
+        close = close_matches(str(name), list(self._entries), n=3)
         if close:
             hint = f" Did you mean: {', '.join(close)}?"
         elif self.hint:

@@ -31,7 +31,6 @@ import copy
 import csv
 import datetime as _dt
 import fnmatch
-import difflib
 import os
 import platform
 import statistics
@@ -47,6 +46,8 @@ from kanpose_cli import __version__
 from kanpose_cli.core.errors import DeviceError, InputError, UsageError
 from kanpose_cli.core.inference.timing import StageTimes
 from kanpose_cli.core.io import atomic_path, write_json_atomic
+from kanpose_cli.core.registry import close_matches
+from kanpose_cli.core.text import plural
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -217,10 +218,10 @@ def resolve_models(spec: str | None) -> list[str]:
     for item in (s.strip() for s in spec.split(",")):
         if not item:
             continue
-        hits = [n for n in names if fnmatch.fnmatchcase(n, item)] if any(c in item for c in "*?[") else \
-            ([item] if item in names else [])
+        wild, key = any(c in item for c in "*?["), item.lower()  # case-insensitive, like the model registry
+        hits = [n for n in names if (fnmatch.fnmatchcase(n.lower(), key) if wild else n.lower() == key)]
         if not hits:
-            close = difflib.get_close_matches(item, names, n=3)
+            close = close_matches(item, names, n=3)
             hint = f" Did you mean: {', '.join(close)}?" if close else " Run `kanpose models` for the list."
             raise UsageError(f"--models: no registered model matches {item!r}.{hint}")
         chosen += [h for h in hits if h not in chosen]
@@ -605,7 +606,7 @@ def load_images(folder: str | Path | None, max_images: int) -> tuple[list[tuple[
             continue
     if not out:
         raise InputError(f"--images: no readable image in {folder}")
-    return out, f"{desc}: {len(out)} images"
+    return out, f"{desc}: {plural(len(out), 'image')}"
 
 
 def _e2e_row(name: str, impl: str, seconds: float, images: int, persons: int, note: str = "",
@@ -688,7 +689,7 @@ def bench_end_to_end(names: list[str], images: list[tuple[str, np.ndarray]], set
                   len(images) * passes, sum(len(b[0]) for b in found) * passes,
                   "person boxes only" if boxes.kind == "detector" else "whole image as one person",
                   stages=detected, measured=("detect",)))
-    files = ImageListSource([Path(p) for p, _ in images], "folder", f"{len(images)} images")
+    files = ImageListSource([Path(p) for p, _ in images], "folder", plural(len(images), "image"))
     for name in names:
         torch.manual_seed(0)
         model = create_model(name)

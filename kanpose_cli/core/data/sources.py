@@ -1,4 +1,5 @@
-"""Input sources for ``kanpose predict``: an image, a folder, a glob, a video file or a webcam index.
+"""Input sources for ``kanpose predict``: an image, a folder, a glob, a video file, a webcam index, or a URL (an image
+downloaded into memory, or a video stream: ``rtsp://``, ``rtmp://``, ``http(s)://``).
 
 :func:`open_source` parses the SOURCE argument and returns a :class:`Source`; iterating it yields :class:`Frame`
 objects one at a time (streaming: a video is never held in memory). An image that cannot be decoded yields a
@@ -10,6 +11,9 @@ from __future__ import annotations
 import glob as globlib
 import importlib.util
 import os
+import urllib.error
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -18,9 +22,14 @@ import cv2
 import numpy as np
 
 from kanpose_cli.core.errors import InputError
+from kanpose_cli.core.text import plural
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "tcp")  # opened with cv2.VideoCapture (FFmpeg)
+HTTP_SCHEMES = ("http", "https")
+URL_TIMEOUT_S = 30.0  # connect / read timeout of an image download and of opening a stream
+MAX_IMAGE_BYTES = 200 * 1024 * 1024  # an image URL larger than this is refused (it is held in memory)
 
 
 @dataclass
@@ -55,8 +64,70 @@ def read_image(path: str | Path) -> np.ndarray:
     return image
 
 
+def is_url(text: str) -> bool:
+    """True for ``scheme://...`` with a scheme :func:`open_source` reads (http, https, rtsp, rtmp, srt, udp, tcp)."""
+    scheme = urllib.parse.urlsplit(text).scheme.lower()
+    return "://" in text and scheme in HTTP_SCHEMES + STREAM_SCHEMES
+
+
+def _url_path_suffix(url: str) -> str:
+    return Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).suffix.lower()
+
+
+def url_stem(url: str) -> str:
+    """Output file stem for a URL: the last part of its path without the extension (``img`` for
+    ``https://host/a/img.jpg?x=1``), else the host name (dots -> ``_``), else ``url``."""
+    parts = urllib.parse.urlsplit(url)
+    stem = Path(urllib.parse.unquote(parts.path)).stem
+    return stem or (parts.hostname or "url").replace(".", "_")
+
+
+def _download_error(url: str, exc: BaseException) -> InputError:
+    if isinstance(exc, urllib.error.HTTPError):
+        return InputError(f"cannot download {url}: HTTP {exc.code} {exc.reason}")
+    if isinstance(exc, urllib.error.URLError):
+        return InputError(f"cannot download {url}: {getattr(exc.reason, 'strerror', None) or exc.reason}")
+    return InputError(f"cannot download {url}: {getattr(exc, 'strerror', None) or exc}")
+
+
+def _open_url(url: str):
+    """``urllib`` response of a GET of ``url`` (headers read, body not yet). Raises InputError on any failure."""
+    request = urllib.request.Request(url, headers={"User-Agent": "kanpose"})
+    try:
+        return urllib.request.urlopen(request, timeout=URL_TIMEOUT_S)  # noqa: S310 - http(s) only (is_url)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise _download_error(url, exc) from None
+
+
+def _read_image_response(url: str, response) -> np.ndarray:
+    """Read and decode an image response body in memory (nothing is written to disk or the cache)."""
+    try:
+        with response:
+            data = response.read(MAX_IMAGE_BYTES + 1)
+    except (urllib.error.URLError, OSError) as exc:
+        raise _download_error(url, exc) from None
+    if len(data) > MAX_IMAGE_BYTES:
+        raise InputError(f"{url} is larger than {MAX_IMAGE_BYTES // 2**20} MB; download it and give the file")
+    if not data:
+        raise InputError(f"{url} is empty (0 bytes)")
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputError(f"{url} is not a decodable image")
+    return image
+
+
+def read_image_url(url: str) -> np.ndarray:
+    """Download an http(s) image into memory and decode it to (H, W, 3) uint8 BGR (no file is written).
+
+    Raises:
+        InputError: the download fails (HTTP status, connection, timeout after :data:`URL_TIMEOUT_S` s) or the
+            body is empty, too large (:data:`MAX_IMAGE_BYTES`) or not a decodable image.
+    """
+    return _read_image_response(url, _open_url(url))
+
+
 class Source:
-    """Base of the sources: ``kind`` (image|folder|glob|video|webcam), ``description``, ``__len__`` if known."""
+    """Base of the sources: ``kind`` (image|folder|glob|video|webcam|url|stream), ``description``, ``total()``."""
 
     kind = ""
     is_stream = False
@@ -113,10 +184,16 @@ class VideoSource(Source):
 
     def __init__(self, target: str | int, kind: str):
         self.target, self.kind = target, kind
-        self.cap = cv2.VideoCapture(target)
+        if kind == "stream" or (kind == "video" and is_url(str(target))):  # network: do not wait forever
+            timeout_ms = int(URL_TIMEOUT_S * 1000)
+            self.cap = cv2.VideoCapture(target, cv2.CAP_ANY, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms,
+                                                              cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
+        else:
+            self.cap = cv2.VideoCapture(target)
         if not self.cap.isOpened():
             self.cap.release()
-            what = f"webcam {target}" if kind == "webcam" else f"video {target} (unsupported or corrupt format)"
+            what = {"webcam": f"webcam {target}", "stream": f"stream {target} (unreachable or not a video stream)"}.get(
+                kind, f"video {target} (unsupported or corrupt format)")
             raise InputError(f"cannot open {what}")
         self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 0.0
         if self.fps <= 0 or self.fps > 1000:
@@ -124,7 +201,7 @@ class VideoSource(Source):
         frames = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self._total = frames if kind == "video" and frames > 0 else None
         self.size = (int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-        self.description = f"webcam {target}" if kind == "webcam" else f"video {target}"
+        self.description = f"{'webcam' if kind == 'webcam' else 'stream' if kind == 'stream' else 'video'} {target}"
         self.path = f"webcam:{target}" if kind == "webcam" else str(target)
 
     def total(self):
@@ -182,34 +259,68 @@ def demo_source() -> Source:
     images = sample_images()
     if not images:
         raise InputError("no demo images: the ultralytics package and its assets/*.jpg sample photos are missing")
-    return ImageListSource(images, "demo", f"{len(images)} demo images ({', '.join(p.name for p in images)})")
+    return ImageListSource(images, "demo", f"{plural(len(images), 'demo image')} ({', '.join(p.name for p in images)})")
+
+
+def open_url(url: str) -> Source:
+    """A URL source (ultralytics-style):
+
+    - ``rtsp://``, ``rtmp://``, ``srt://``, ``udp://``, ``tcp://`` -> a live stream through ``cv2.VideoCapture``;
+    - ``http(s)://`` whose path ends in a video extension -> a video read by ``cv2.VideoCapture`` (FFmpeg);
+    - ``http(s)://`` whose path ends in an image extension, or whose response says ``Content-Type: image/*`` -> one
+      image, downloaded into memory (never into the kanpose cache or any file);
+    - any other ``http(s)://`` (``/stream``, ``.m3u8``, MJPEG) -> a stream through ``cv2.VideoCapture``.
+
+    Outputs are named after the last part of the URL's path (:func:`url_stem`).
+
+    Raises:
+        InputError: the download fails (one line: HTTP status or connection error), the body is not an image, the
+            stream or remote video does not open.
+    """
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    suffix = _url_path_suffix(url)
+    if scheme in HTTP_SCHEMES and suffix in VIDEO_EXTENSIONS:
+        return VideoSource(url, "video")
+    if scheme in HTTP_SCHEMES:
+        response = _open_url(url)
+        ctype = (response.headers.get_content_type() or "").lower()
+        if suffix in IMAGE_EXTENSIONS or ctype.startswith("image/"):
+            image = _read_image_response(url, response)
+            src = ImageListSource([url], "url", f"image {url}", preloaded={url: image})
+            src.stems = {url: url_stem(url)}
+            return src
+        response.close()
+    return VideoSource(url, "stream")
 
 
 def open_source(source: str) -> Source:
     """Parse the SOURCE argument.
 
-    - an integer (``0``) -> webcam; a path with a video extension -> video; a folder -> its images (sorted, not
-      recursive); a pattern with ``* ? [`` -> glob matches with image extensions; another existing file -> image.
+    - an integer (``0``) -> webcam; a URL -> :func:`open_url` (an image downloaded into memory, or a video
+      stream); a path with a video extension -> video; a folder -> its images (sorted, not recursive); a pattern
+      with ``* ? [`` -> glob matches with image extensions; another existing file -> image.
 
     Raises:
         InputError: missing path, a folder or glob without images, an unsupported file type, a single image that
-            cannot be decoded, a camera or video that does not open.
+            cannot be decoded, a camera or video that does not open, a URL that cannot be downloaded or opened.
     """
     text = str(source).strip()
     if text.isdigit():
         return VideoSource(int(text), "webcam")
+    if is_url(text):
+        return open_url(text)
     path = Path(text).expanduser()
     if any(ch in text for ch in "*?[") and not path.exists():
         matches = [Path(p) for p in sorted(globlib.glob(text, recursive=True))]
         images = [p for p in matches if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
         if not images:
             raise InputError(f"no images match {text!r}")
-        return ImageListSource(images, "glob", f"{len(images)} images matching {text}")
+        return ImageListSource(images, "glob", f"{plural(len(images), 'image')} matching {text}")
     if path.is_dir():
         images = _list_folder(path)
         if not images:
             raise InputError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in folder {path}")
-        return ImageListSource(images, "folder", f"{len(images)} images in {path}")
+        return ImageListSource(images, "folder", f"{plural(len(images), 'image')} in {path}")
     if not path.exists():
         raise InputError(f"no such file, folder, glob or webcam index: {text}")
     suffix = path.suffix.lower()

@@ -575,6 +575,20 @@ DETECTION_LABELS = {"background_fp": "background false positives", "duplicate": 
                     "false_negative": "false negatives", "scoring_errors": "scoring errors"}
 
 
+# Evaluation settings that make two runs' AP not comparable like for like when they differ (the model, weights and
+# input size are what a comparison usually varies, so they are not listed): (key in metrics.json "settings", words).
+COMPARED_SETTINGS = (("boxes", "box sources"), ("flip", "flip-test settings"), ("box_thr", "box score thresholds"),
+                     ("ann_file", "annotation files"), ("image_ids", "image selections"))
+
+
+def setting_differences(run_a: dict, run_b: dict) -> list[dict]:
+    """The :data:`COMPARED_SETTINGS` that both runs record and that differ: ``[{"key", "what", "a", "b"}]``
+    (``what``: ``box sources``, ``flip-test settings``, ...), in that order."""
+    sa, sb = ((r["metrics"].get("settings") or {}) if isinstance(r["metrics"], dict) else {} for r in (run_a, run_b))
+    return [{"key": k, "what": what, "a": sa[k], "b": sb[k]} for k, what in COMPARED_SETTINGS
+            if k in sa and k in sb and sa[k] != sb[k]]
+
+
 def compare_runs(run_a: dict, run_b: dict) -> dict:
     """Two runs of :func:`load_run` side by side.
 
@@ -582,7 +596,8 @@ def compare_runs(run_a: dict, run_b: dict) -> dict:
         ``{"runs": [label_a, label_b], "metrics": {name: [a, b, b - a]}`` (the COCO stats in [0, 1]),
         ``"keypoints": {class: [a %, b %, b - a]}`` (share of labelled keypoints of matched persons, percent),
         ``"detections": {name: [a, b, b - a]}`` (background FP, duplicates, false negatives, scoring errors),
-        ``"ap_steps": {step: [a, b, b - a]}`` (AP after each cumulative correction)``}``.
+        ``"ap_steps": {step: [a, b, b - a]}`` (AP after each cumulative correction),
+        ``"setting_differences"``: :func:`setting_differences` (box source, flip test, ... that differ)``}``.
     """
     labels = [run_a["name"], run_b["name"]]
     if labels[0] == labels[1]:
@@ -607,7 +622,8 @@ def compare_runs(run_a: dict, run_b: dict) -> dict:
     steps_b = {s["step"]: s["AP"] for s in ab["ap_steps"]}
     ap_steps = {s: triple(steps_a[s], steps_b[s]) for s in STEPS if s in steps_a and s in steps_b}
     return {"runs": labels, "dirs": [str(run_a["dir"]), str(run_b["dir"])], "metrics": metrics,
-            "keypoints": keypoints, "detections": detections, "ap_steps": ap_steps}
+            "keypoints": keypoints, "detections": detections, "ap_steps": ap_steps,
+            "setting_differences": setting_differences(run_a, run_b)}
 
 
 def save_comparison(comparison: dict, run_a: dict, run_b: dict, save_dir: str | Path,

@@ -45,6 +45,7 @@ from kanpose_cli.core.evaluation.oks_nms import oks_nms
 from kanpose_cli.core.errors import InputError, UsageError
 from kanpose_cli.core.io import read_json_file, write_json_atomic
 from kanpose_cli.core.results import PoseResult
+from kanpose_cli.core.text import plural
 
 METRIC_NAMES = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
 OKS_NMS_THR = 0.9
@@ -412,7 +413,7 @@ def describe(estimator, ann_file, n_images: int) -> dict:
     size = "640 (letterbox)" if estimator.yolo is not None else "×".join(map(str, s["input_size"]))
     flip = "n/a (one-stage model)" if estimator.yolo is not None else ("on" if s["flip"] else "off")
     return {"model": s["model"], "weights": s["weights"], "boxes": s["boxes"], "flip": flip, "input size": size,
-            "device": s["device"], "backend": estimator.backend, "data": f"{ann_file} ({n_images} images)"}
+            "device": s["device"], "backend": estimator.backend, "data": f"{ann_file} ({plural(n_images, 'image')})"}
 
 
 def evaluate(estimator, ann_file, images_dir, image_ids: list[int] | None = None, results_file=None,

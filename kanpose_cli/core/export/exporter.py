@@ -39,6 +39,7 @@ from kanpose_cli import __version__
 from kanpose_cli.core.errors import InputError, KanposeError, UsageError
 from kanpose_cli.core.io import atomic_path, atomic_write
 from kanpose_cli.core.models.registry import PoseModel
+from kanpose_cli.core.text import plural
 from kanpose_cli.core.weights.card import META_KEY, read_onnx_meta
 
 OPSET = 17
@@ -336,7 +337,7 @@ def parity_crops(model, coco: str | Path | None = None, image: str | Path | None
             raise InputError("no parity image: pass --coco DIR or --image FILE (or --no-verify)")
         image = samples[0]
     crops = detector_crops(model, image, n=n)
-    return crops, f"{len(crops)} crops from YOLO boxes on {Path(image).name}"
+    return crops, f"{plural(len(crops), 'crop')} from YOLO boxes on {Path(image).name}"
 
 
 @dataclass

@@ -12,7 +12,6 @@ job of :mod:`kanpose_cli.core.weights` (which sits above this package).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from kanpose_cli.core.codecs import KeypointCodec, build_codec
 from kanpose_cli.core.errors import UsageError
 from kanpose_cli.core.keypoints import KeypointSet, get_keypoint_set
 from kanpose_cli.core.paths import cache_dir, shipped_weights_dir
-from kanpose_cli.core.registry import Registry
+from kanpose_cli.core.registry import Registry, close_matches
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -143,8 +142,15 @@ def list_models(family: str | None = None, pattern: str | None = None) -> list[s
 
 
 def get_spec(name: str) -> ModelSpec:
-    """Look up a variant; raises :class:`UsageError` with close matches for unknown names."""
+    """Look up a variant (case-insensitive: ``VitPose-B`` is ``vitpose-b``); raises :class:`UsageError` with close
+    matches for unknown names."""
     return MODELS.get(name)
+
+
+def canonical_model_name(name: str) -> str:
+    """The registered spelling of a model name (``VitPose-B`` -> ``vitpose-b``); raises :class:`UsageError` with
+    close matches for unknown names."""
+    return MODELS.resolve(name)
 
 
 def get_published(name: str, tag: str | None = None) -> PublishedWeights:
@@ -164,10 +170,10 @@ def get_published(name: str, tag: str | None = None) -> PublishedWeights:
     if tag is None:
         return spec.published[0]
     for w in spec.published:
-        if w.tag == tag:
+        if w.tag.lower() == tag.lower():
             return w
     tags = [w.tag for w in spec.published]
-    close = difflib.get_close_matches(tag, tags, n=1)
+    close = close_matches(tag, tags, n=1)
     hint = f" Did you mean {close[0]}?" if close else ""
     raise UsageError(f"model {name!r} has no published weights tagged {tag!r} (it has: {', '.join(tags)}).{hint}")
 
@@ -203,7 +209,7 @@ def config_from_dict(config_cls, values: dict):
     names = {f.name for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(values) - names)
     if unknown:
-        close = {u: difflib.get_close_matches(u, names, n=1) for u in unknown}
+        close = {u: close_matches(u, names, n=1) for u in unknown}
         parts = [f"{u}" + (f" (did you mean {c[0]}?)" if c else "") for u, c in close.items()]
         raise UsageError(f"unknown config field(s) for {config_cls.__name__}: {', '.join(parts)}")
     return config_cls(**{k: _coerce(v, hints.get(k)) for k, v in values.items()})

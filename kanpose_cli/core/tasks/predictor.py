@@ -23,6 +23,7 @@ from kanpose_cli.core.inference.timing import StageTimes
 from kanpose_cli.core.errors import InputError, UsageError
 from kanpose_cli.core.io import RunDir
 from kanpose_cli.core.results import PoseResult
+from kanpose_cli.core.text import plural
 from kanpose_cli.core.track import TrackOptions
 
 
@@ -58,8 +59,9 @@ class PredictSummary:
         if self.frames == 0 or getattr(source, "kind", "") == "image":
             return self.skipped[0][1] if len(self.skipped) == 1 else \
                 f"none of the {len(self.skipped)} inputs could be read"
-        what = "frames" if source.is_stream else "images"
-        return (f"{len(self.skipped)} of {self.frames + len(self.skipped)} {what} could not be read and were "
+        what = "frame" if source.is_stream else "image"
+        n = len(self.skipped)
+        return (f"{n} of {plural(self.frames + n, what)} could not be read and {'was' if n == 1 else 'were'} "
                 f"skipped")
 
 
@@ -81,8 +83,8 @@ def predict_source(source: str | None, demo: bool = False, tracking: TrackOption
             InputError: a source that cannot be opened.
     """
     if (source is None) == (not demo):
-        raise UsageError("give either SOURCE or --demo" if demo else "missing SOURCE (an image, folder, glob, video or "
-                         "webcam index); try kanpose predict --demo")
+        raise UsageError("give either SOURCE or --demo" if demo else "missing SOURCE (an image, folder, glob, video, "
+                         "webcam index or URL); try kanpose predict --demo")
     src = demo_source() if demo else open_source(source)
     if det_every > 1 and not src.is_stream:
         raise UsageError(f"--det-every needs a video file or a webcam; {src.description} is not one (the frames "

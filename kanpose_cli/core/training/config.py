@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import json
 import math
 import types
@@ -29,6 +28,7 @@ from typing import Any
 from kanpose_cli.core.data.augment import AugmentConfig
 from kanpose_cli.core.data.training_sets import DataSource
 from kanpose_cli.core.errors import InputError, UsageError
+from kanpose_cli.core.registry import close_matches
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"  # kanpose_cli/core/recipes
 FREE_FORM_KEYS = ("model_overrides",)  # sections whose sub-keys are checked by the model config, not here
@@ -149,7 +149,8 @@ class TrainConfig:
         optim, sched, ema, val, data: the sections above. aug: augmentation, or None for plain box crops.
         clip_grad: max gradient L2 norm, or None. amp: ``none``, ``bf16`` or ``fp16`` (CUDA only).
         channels_last: NHWC memory layout. sync_bn: SyncBatchNorm under DDP (CUDA only).
-        save_every_steps: also write the training state every N steps (0 = once per epoch). device: torch device.
+        save_every_steps: also write the training state every N steps (0 = once per epoch).
+        device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
 
     Raises:
         UsageError: a bad ``amp`` value.
@@ -173,7 +174,7 @@ class TrainConfig:
     val: ValConfig = field(default_factory=ValConfig)
     save_every_steps: int = 0
     data: DataConfig = field(default_factory=DataConfig)
-    device: str = "cpu"
+    device: str = "auto"
 
     def __post_init__(self):
         self.amp = str(self.amp).lower()
@@ -203,8 +204,9 @@ class TrainConfig:
         Raises:
             UsageError: unknown model or family without a recipe; a recipe key that is not a config key.
         """
-        from kanpose_cli.core.models.registry import get_spec
+        from kanpose_cli.core.models.registry import canonical_model_name, get_spec
 
+        model = canonical_model_name(model)  # VitPose-B -> vitpose-b (raises with suggestions if unknown)
         family = get_spec(model).family
         recipe = load_recipe(family)
         variants = recipe.pop("variants", {})
@@ -355,7 +357,7 @@ def _check_key(key: str, where: str) -> None:
         return
     known = known_keys()
     if key not in known:
-        close = difflib.get_close_matches(key, sorted(known), n=1)
+        close = close_matches(key, sorted(known), n=1)
         hint = f"; did you mean {close[0]}?" if close else f"; known keys: {', '.join(sorted(known))}"
         raise UsageError(f"{where}: unknown config key {key!r}{hint}")
 
@@ -500,7 +502,7 @@ def _build(cls, values, path: str):
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in values if k not in names]
     if unknown:
-        close = difflib.get_close_matches(unknown[0], names, n=1)
+        close = close_matches(unknown[0], names, n=1)
         raise UsageError(f"unknown config key {path + unknown[0]!r}"
                          + (f"; did you mean {path + close[0]}?" if close else f"; known: {', '.join(names)}"))
     missing = [f.name for f in dataclasses.fields(cls) if f.name not in values

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from kanpose_cli.core.errors import UsageError, WeightsError
-from kanpose_cli.core.models.registry import PoseModel, create_model, get_spec, shipped_weights
+from kanpose_cli.core.models.registry import PoseModel, canonical_model_name, create_model, get_spec, shipped_weights
 from kanpose_cli.core.weights.card import has_model_card, read_model_card
 from kanpose_cli.core.weights.checkpoint import load_checkpoint, read_state_dict
 from kanpose_cli.core.weights.convert import convert_state_dict, load_foreign_weights, unwrap_checkpoint
@@ -44,6 +44,8 @@ def load_pose_model(model: str | None, weights: str | None, device: torch.device
             ViTPose+ dataset other than COCO.
         DeviceError: ONNX on CUDA without a CUDA execution provider.
     """
+    if model is not None:
+        model = canonical_model_name(model)  # case-insensitive: VitPose-B -> vitpose-b
     if weights is None:
         name = model or DEFAULT_MODEL
         path = shipped_weights(name)
