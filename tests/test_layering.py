@@ -29,7 +29,7 @@ TASK_LAYERS = [
 ]
 # The packages below every task package (they may import none of them).
 BELOW_TASKS = ("models", "weights", "data", "detect", "track", "codecs", "keypoints", "results", "errors", "paths",
-               "io", "registry", "device", "parallel", "logs", "draw", "recipes")
+               "io", "registry", "device", "parallel", "logs", "draw", "recipes", "text")
 
 
 def _task_rules() -> list[tuple[str, str, str]]:

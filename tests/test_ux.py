@@ -83,7 +83,7 @@ def _device_defaults() -> dict[str, object]:
 
 
 def test_every_command_with_a_device_option_defaults_to_auto():
-    from kanpose_cli.core.engine.train.config import TrainConfig
+    from kanpose_cli.core.training.config import TrainConfig
 
     defaults = _device_defaults()
     assert {"predict", "eval coco", "train", "label", "bench", "export"} <= set(defaults)
@@ -237,7 +237,7 @@ def test_cli_model_option_resolves_any_case(tmp_path):
 
 
 def test_published_tag_and_bench_model_lists_ignore_case():
-    from kanpose_cli.core.engine.benchmark import resolve_models
+    from kanpose_cli.core.benchmark.benchmark import resolve_models
     from kanpose_cli.core.models.registry import get_published
 
     assert get_published("vitpose-b", "PLUS").tag == "plus"
