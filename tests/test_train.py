@@ -4,6 +4,7 @@ test_train_config.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -153,6 +154,39 @@ def test_lr_schedule_warmup_multistep_cosine():
     assert s.factor(95) == pytest.approx(0.1) and s.factor(125) == pytest.approx(0.01)
     c = T.LrSchedule(T.SchedConfig(type="cosine", min_lr_ratio=0.05, warmup_iters=0), epochs=10, iters_per_epoch=10)
     assert c.factor(0) == 1.0 and c.factor(100) == pytest.approx(0.05) and c.factor(50) == pytest.approx(0.525)
+
+
+def test_warmup_scales_with_short_runs_and_keeps_long_ones():
+    """A 2-epoch fine-tune reaches its base lr within 10 % of its steps; a full recipe run keeps its warmup."""
+    for model in ("amfacpose-r18-128x96", "vitpose-s", "flatpose-b"):
+        sched = T.TrainConfig.from_recipe(model).sched
+        for ipe in (5, 37, 400):
+            s = T.LrSchedule(sched, epochs=2, iters_per_epoch=ipe)
+            n = 2 * ipe
+            assert s.warmup_iters <= 0.1 * n
+            assert s.warmup_iters < sched.warmup_iters  # the configured 500/1000 steps would outlast the run
+            plain = T.LrSchedule(dataclasses.replace(sched, warmup_iters=0), epochs=2, iters_per_epoch=ipe)
+            # after the warmup: exactly the schedule without warmup (multistep: the base lr itself)
+            assert all(s.factor(i) == pytest.approx(plain.factor(i)) for i in range(s.warmup_iters, n))
+            if sched.type == "multistep":
+                assert s.factor(s.warmup_iters) == pytest.approx(1.0)
+    # the shipped recipes' full runs: warmup unchanged (iterations per epoch of full COCO at their batch sizes)
+    for model, ipe in (("amfacpose-r18-128x96", 149813 // 32), ("vitpose-s", 149813 // 64),
+                       ("flatpose-b", 149813 // 64)):
+        cfg = T.TrainConfig.from_recipe(model)
+        s = T.LrSchedule(cfg.sched, epochs=cfg.epochs, iters_per_epoch=ipe)
+        assert s.warmup_iters == cfg.sched.warmup_iters
+        uncapped = T.LrSchedule(dataclasses.replace(cfg.sched, warmup_max_fraction=1.0), epochs=cfg.epochs,
+                                iters_per_epoch=ipe)
+        w = cfg.sched.warmup_iters
+        assert [s.factor(i) for i in (0, w // 2, w - 1, w, 10 * w)] == [uncapped.factor(i) for i in (0, w // 2, w - 1,
+                                                                                                   w, 10 * w)]
+        assert s.factor(w // 2) < 0.6  # still warming up half-way
+    # the cap is a config key: 1.0 lets the warmup fill the whole run
+    whole = T.LrSchedule(T.SchedConfig(warmup_iters=500, warmup_max_fraction=1.0), epochs=2, iters_per_epoch=5)
+    assert whole.warmup_iters == 10 and whole.factor(9) < 0.95
+    with pytest.raises(UsageError, match="warmup_max_fraction"):
+        T.SchedConfig(warmup_max_fraction=1.5)
 
 
 def test_set_overrides_and_unknown_key_suggestion():

@@ -1,7 +1,7 @@
 """Typed training configuration: every default in one place, recipes that hold only what differs.
 
 The defaults are the field defaults of the dataclasses below (generic mmpose top-down settings: Adam(W) lr 5e-4,
-210 epochs, ×0.1 at epochs 170/200, linear warmup 500 iterations from 0.001, batch 64 per process; augmentation:
+210 epochs, ×0.1 at epochs 170/200, linear warmup 500 iterations from 0.001 (at most 10 % of the run's steps), batch 64 per process; augmentation:
 :class:`~kanpose_cli.core.data.augment.AugmentConfig`). A family's recipe, ``kanpose_cli/core/recipes/<family>.json``,
 lists only the values in which that family's paper differs from them (nested sections, e.g. ``{"optim": {"lr":
 1e-3}}``), plus a ``"variants"`` section of dotted overrides for the registered model names whose papers differ
@@ -65,7 +65,12 @@ class SchedConfig:
         type: ``multistep`` (×``gamma`` at each milestone) or ``cosine`` (to ``min_lr_ratio`` over all iterations).
         milestones: epochs (0-based) at which multistep decays.
         gamma: multistep factor. min_lr_ratio: cosine floor as a fraction of ``lr``.
-        warmup_iters: linear warmup length in iterations; warmup_ratio: its starting factor.
+        warmup_iters: linear warmup length in iterations (the most it may be); warmup_ratio: its starting factor.
+        warmup_max_fraction: the warmup never exceeds this fraction of the run's optimiser steps: it lasts
+            ``min(warmup_iters, floor(warmup_max_fraction · epochs · iters_per_epoch))`` steps, so a short run (a
+            2-epoch fine-tune) reaches its base lr within its first 10 % of steps, as the milestones shrink with it.
+            Runs of ≥ ``warmup_iters / warmup_max_fraction`` steps (5000 for the defaults; every shipped recipe's
+            full run) keep ``warmup_iters`` unchanged. 1.0 lets the warmup last the whole run.
         scale_with_epochs: rescale the milestones by ``epochs / milestones_epochs`` when the run is shorter/longer.
         milestones_epochs: the run length the milestones are written for (set to the recipe's ``epochs`` by
             :meth:`TrainConfig.from_recipe`; None = this run's ``epochs``, no rescaling).
@@ -80,12 +85,15 @@ class SchedConfig:
     min_lr_ratio: float = 0.0
     warmup_iters: int = 500
     warmup_ratio: float = 0.001
+    warmup_max_fraction: float = 0.1
     scale_with_epochs: bool = True
     milestones_epochs: int | None = None
 
     def __post_init__(self):
         if self.type not in SCHEDULES:
             raise UsageError(f"sched.type must be {' or '.join(SCHEDULES)}, got {self.type!r}")
+        if not 0.0 <= self.warmup_max_fraction <= 1.0:
+            raise UsageError(f"sched.warmup_max_fraction must be in [0, 1], got {self.warmup_max_fraction!r}")
 
 
 @dataclass
