@@ -89,7 +89,8 @@ def train(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model to train (see `kanpose models`).",
                                                  rich_help_panel="Model")] = None,
     init: Annotated[Optional[str], typer.Option(
-        "--init", help="Initialise the parts of the model that these weights have: a kanpose .safetensors "
+        "--init", help="Initialise the parts of the model that these weights have: shipped (the model's shipped "
+        "weights; or a shipped file's name, e.g. amfacpose-r18-128x96-coco-lsp), a kanpose .safetensors "
         "checkpoint, an official/Hugging Face checkpoint, hub (the model's published weights; KAN-FPN: "
         "vitpose-s's) or hf://OWNER/REPO. Prints what was loaded, skipped and left new.",
         rich_help_panel="Model")] = None,
@@ -151,8 +152,7 @@ def train(
     from kanpose_cli.core.engine import train as T
     from kanpose_cli.core.engine.distributed import dist_info, init_distributed
     from kanpose_cli.core.io import next_run_dir
-    from kanpose_cli.core.weights import DEFAULT_MODEL
-    from kanpose_cli.core.weights.hub import is_hub_weights
+    from kanpose_cli.core.weights import DEFAULT_MODEL, resolve_init
 
     if init is not None and weights is not None and init != weights:
         raise fail("give --init or its older name --weights, not both", 2)
@@ -186,7 +186,7 @@ def train(
         if sync_bn:
             values["sync_bn"] = True
         if init is not None:
-            values["init"] = init if is_hub_weights(init) else str(Path(init).expanduser().resolve())
+            values["init"] = resolve_init(init, model or DEFAULT_MODEL)  # shipped / a shipped name -> its path
         cfg = T.apply_overrides(T.apply_values(T.TrainConfig.from_recipe(model or DEFAULT_MODEL), values), sets)
         if show_config:
             typer.echo(json.dumps(cfg.to_dict(), indent=1))
@@ -209,6 +209,8 @@ def train(
                       f"{trainer.epochs} epochs × {trainer.iters_per_epoch} iters · batch {trainer.batch_size}×"
                       f"{trainer.world} · device {trainer.device} · amp {trainer.amp} · seed {trainer.cfg.seed} · "
                       f"run {run_dir}")
+        if trainer.cfg.init and state is None:
+            console.print(f"init {trainer.cfg.init}", soft_wrap=True)
         if trainer.init_report is not None:
             print_init_report(trainer.init_report)
         if cfg.data.val is None:

@@ -1,7 +1,8 @@
 """Typed training configuration: every default in one place, recipes that hold only what differs.
 
 The defaults are the field defaults of the dataclasses below (generic mmpose top-down settings: Adam(W) lr 5e-4,
-210 epochs, ×0.1 at epochs 170/200, linear warmup 500 iterations from 0.001 (at most 10 % of the run's steps), batch 64 per process; augmentation:
+210 epochs, ×0.1 at epochs 170/200, linear warmup 500 iterations from 0.001 (at most 10 % of the run's steps), batch
+64 per process; augmentation:
 :class:`~kanpose_cli.core.data.augment.AugmentConfig`). A family's recipe, ``kanpose_cli/core/recipes/<family>.json``,
 lists only the values in which that family's paper differs from them (nested sections, e.g. ``{"optim": {"lr":
 1e-3}}``), plus a ``"variants"`` section of dotted overrides for the registered model names whose papers differ

@@ -64,7 +64,8 @@ class LrSchedule:
 
     ``factor(step) = warm(step) · base(step)`` with ``warm = r + (1 − r)·step/warmup_iters`` for
     ``step < warmup_iters`` (r = ``warmup_ratio``; ``warmup_iters`` = ``min(sched.warmup_iters,
-    floor(sched.warmup_max_fraction · epochs · iters_per_epoch))``, so a short run reaches its base lr); ``base`` = ``gamma^(#milestones ≤ epoch)`` (multistep, epochs
+    floor(sched.warmup_max_fraction · epochs · iters_per_epoch))``, so a short run reaches its base lr); ``base`` =
+    ``gamma^(#milestones ≤ epoch)`` (multistep, epochs
     0-based, ``epoch = step // iters_per_epoch``) or ``m + (1 − m)·(1 + cos(π·t))/2`` over all iterations
     (cosine, m = ``min_lr_ratio``). With ``scale_with_epochs`` the milestones, written for ``milestones_epochs``
     epochs, are rescaled to ``epochs`` and rounded. The only state is the step counter (kept by the trainer).
