@@ -84,7 +84,10 @@ def bench(
     (papers' "GFLOPs"); utilisation = 2·MACs/s ÷ device peak (measured fp32 matmul on CPU, datasheet on GPU).
     """
     from kanpose_cli.core.engine import benchmark as B  # lazy: keep `--help` fast
+    from kanpose_cli.core.io import check_writable
 
+    if out is not None:
+        check_writable(out, "--out")  # before any timing (exit 3)
     names = B.resolve_models(models)
     settings = B.make_settings(device, batch, precision, channels_last, compile_, threads, warmup, iters, max_time,
                                quick, plain, onnxruntime)

@@ -51,7 +51,10 @@ def export(
     from kanpose_cli.core.engine import exporter as E
     from kanpose_cli.core.weights import load_pose_model
     from kanpose_cli.core.errors import UsageError
+    from kanpose_cli.core.io import check_writable
 
+    if out is not None:  # before anything is loaded (exit 3)
+        check_writable(out.parent if out.suffix.lower() in (".onnx", ".pt", ".engine", ".ts") else out, "--out")
     dev = select_device(device)
     fmts = E.resolve_formats(formats)
     if weights is not None and weights.lower().endswith(".onnx"):
@@ -70,6 +73,7 @@ def export(
     else:
         base = out / pose.name
     explicit_file = out is not None and out.suffix.lower() in (".onnx", ".pt", ".engine", ".ts")
+    check_writable(base.parent, "the export folder")
     suffix = "-decode" if decode and not explicit_file else ""
     console.print(f"[bold]kanpose export[/] · {pose.name} ({pose.weights_label}) · {', '.join(fmts)} · "
                   f"outputs {'keypoints+scores (decode in graph)' if decode else 'raw network outputs'}")

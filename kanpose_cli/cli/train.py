@@ -151,7 +151,7 @@ def train(
 
     from kanpose_cli.core.engine import train as T
     from kanpose_cli.core.engine.distributed import dist_info, init_distributed
-    from kanpose_cli.core.io import next_run_dir
+    from kanpose_cli.core.io import check_writable, next_run_dir
     from kanpose_cli.core.weights import DEFAULT_MODEL, resolve_init
 
     if init is not None and weights is not None and init != weights:
@@ -164,6 +164,8 @@ def train(
         path = T.find_resume_state(resume, project)
         state = T.load_state(path)
         run_dir = path.parent.parent
+        if rank == 0:
+            check_writable(run_dir, "the run folder")  # before any training (exit 3)
         if epochs is not None:
             state["config"]["epochs"] = int(epochs)
         console.print(f"resuming {run_dir} from epoch {state['epoch']} step {state['step']}"
@@ -195,6 +197,7 @@ def train(
             raise fail("no training data: give --train-ann FILE --train-images DIR (or --resume)", 2)
         run_dir = None
         if rank == 0:
+            check_writable(project, "--project")  # before the data is loaded and the model trained (exit 3)
             run_dir = next_run_dir(project)  # created when training starts (Trainer.fit)
     if state is None and world > 1:
         init_distributed(cfg.device)
