@@ -95,7 +95,8 @@ def to_onnxruntime(model: PoseModel, device: torch.device | str = "cpu") -> Pose
 
     Args:
         model: a PyTorch :class:`PoseModel` (any device; it is moved to CPU fp32 for the export, and should not be
-            used afterwards). device: where onnxruntime runs (``cpu``, or ``cuda`` with onnxruntime-gpu).
+            used afterwards). The first export of trained weights is announced with :func:`~kanpose_cli.core.logs.note`
+            (``exporting … to ONNX once``). device: where onnxruntime runs (``cpu``, or ``cuda`` with onnxruntime-gpu).
 
     Returns:
         A new :class:`PoseModel` whose network is an onnxruntime session, with the torch model's ``weights_label``
@@ -113,6 +114,11 @@ def to_onnxruntime(model: PoseModel, device: torch.device | str = "cpu") -> Pose
             onnx_model = _export_and_load(model, Path(tmp) / f"{model.name}.onnx", device, load_onnx_model)
     else:
         path = onnx_cache_path(model)
+        if not path.is_file():
+            from kanpose_cli.core.logs import note
+
+            note(f"exporting {model.name} ({label}) to ONNX once for onnxruntime (a few seconds); later runs reuse "
+                 f"the cached file {path}")
         onnx_model = _export_and_load(model, path, device, load_onnx_model)
     onnx_model.weights_label = label
     return onnx_model
