@@ -252,6 +252,69 @@ def test_overfit_eight_real_persons_reaches_ap_08(sub8, tmp_path):
     assert evaluate_model(m, ann, images, boxes="gt", flip=False)["AP"] > 0.8
 
 
+def test_results_csv_and_tensorboard_scalars(sub8, tmp_path):
+    """Every run writes results.csv (one row per epoch: step, loss, lr, speed, validation AP, time); with tensorboard
+    installed also event files whose scalars are the same numbers (per step: loss, lr; per epoch: the CSV row)."""
+    import csv
+
+    ann, images = sub8
+    cfg = small_cfg(ann, images, epochs=2)
+    cfg.data.val = T.ValSet(str(ann), str(images))
+    cfg.val = T.ValConfig(every=1, flip=False, batch=32)
+    steps = []
+
+    class Steps(T.Callback):
+        def on_step_end(self, trainer, info):
+            steps.append(info)
+
+    trainer = T.Trainer(cfg, tmp_path / "run", callbacks=[Steps()])
+    trainer.fit()
+    rows = list(csv.DictReader(open(tmp_path / "run" / "results.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2] and [int(r["step"]) for r in rows] == [2, 4]
+    for key in ("train_loss", "lr", "img_per_s", "AP", "AP50", "AR", "time_s"):
+        assert all(r[key] != "" for r in rows), key
+    for row, hist in zip(rows, trainer.history):
+        assert float(row["train_loss"]) == pytest.approx(hist["train_loss"])
+        assert float(row["AP"]) == pytest.approx(hist["AP"]) and 0.0 <= hist["AP"] <= 1.0
+    assert float(rows[0]["train_loss"]) == pytest.approx((steps[0]["loss"] + steps[1]["loss"]) / 2)
+    events = list((tmp_path / "run").glob("events.out.tfevents.*"))
+    if not T.tensorboard_available():
+        assert events == []
+        pytest.skip("tensorboard not installed: CSV checked, event files not written")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert len(events) == 1
+    acc = EventAccumulator(str(tmp_path / "run"))
+    acc.Reload()
+    loss = acc.Scalars("train/loss")
+    assert [e.step for e in loss] == [1, 2, 3, 4]
+    assert [e.value for e in loss] == pytest.approx([s["loss"] for s in steps], rel=1e-6)
+    assert [e.value for e in acc.Scalars("train/lr")] == pytest.approx([s["lr"] for s in steps], rel=1e-6)
+    ap = acc.Scalars("epoch/AP")
+    assert [e.step for e in ap] == [1, 2] and [e.value for e in ap] == pytest.approx([h["AP"] for h in trainer.history])
+    assert [e.value for e in acc.Scalars("epoch/train_loss")] == pytest.approx(
+        [h["train_loss"] for h in trainer.history], rel=1e-6)
+
+
+def test_train_cli_without_tensorboard_notes_csv_only(sub8, tmp_path, monkeypatch):
+    """Without tensorboard: one note says the logs are CSV only, and no event file is written."""
+    import kanpose_cli.core.engine.train.loop as loop
+
+    monkeypatch.setattr(T, "tensorboard_available", lambda: False)
+    monkeypatch.setattr(loop, "tensorboard_available", lambda: False)
+    monkeypatch.setenv("COLUMNS", "300")
+    ann, images = sub8
+    r = CliRunner().invoke(app, ["train", "--train-ann", str(ann), "--train-images", str(images), "--epochs", "1",
+                                 "--batch", "8", "--no-aug", "--workers", "0", "-q", "--set",
+                                 "model_overrides.stem_channels=[16,16,64]", "--project", str(tmp_path / "runs")])
+    assert r.exit_code == 0, r.output
+    notes = [ln for ln in r.stderr.splitlines() if ln.startswith("note:") and "tensorboard" in ln]
+    assert len(notes) == 1 and "results.csv" in notes[0] and "kanpose[tensorboard]" in notes[0]
+    run = tmp_path / "runs" / "exp1"
+    assert (run / "results.csv").read_text().count("\n") == 2  # header + 1 epoch
+    assert list(run.glob("events.out.tfevents.*")) == []
+
+
 # ------------------------------------------------------------------------------------------------- seed lineage
 def test_init_from_a_kanpose_run_defaults_to_its_seed_plus_one(sub8, tmp_path):
     """Training in phases (``--init`` from the previous phase) must not replay the previous phase's crops: without

@@ -216,6 +216,11 @@ def train(
             console.print(f"init {trainer.cfg.init}", soft_wrap=True)
         if trainer.init_report is not None:
             print_init_report(trainer.init_report)
+        if not T.tensorboard_available():
+            from rich.markup import escape
+
+            console.print(f"[dim]note:[/] tensorboard is not installed: logs are results.csv and results.png only "
+                          f"({escape(T.TENSORBOARD_HINT)} for TensorBoard scalars)", soft_wrap=True)
         if cfg.data.val is None:
             console.print("[yellow]warning:[/] no --val-ann: no validation AP; best.safetensors will not be written")
     summary = trainer.fit()

@@ -18,7 +18,8 @@ is saved as ``<run>/config.json``.
 Run directory ``runs/train/expN``: ``config.json``, ``state/last.pt`` (full training state, written atomically
 every epoch and every ``save_every_steps`` steps; ``torch.load(..., weights_only=True)`` safe: tensors, numbers,
 strings, lists and dicts only), ``weights/{last,best}.safetensors`` (pose checkpoints, best by validation AP, via
-:func:`kanpose_cli.core.weights.save_checkpoint`), ``results.csv`` (one row per epoch) and ``results.png``.
+:func:`kanpose_cli.core.weights.save_checkpoint`), ``results.csv`` (one row per epoch), ``results.png`` and, with
+the optional ``tensorboard`` extra, TensorBoard event files (:mod:`.outputs`).
 
 Resume: the state holds the config, model, optimiser, scheduler step, EMA, grad scaler, RNG states (torch, CUDA,
 numpy, Python), epoch, step and the position inside the epoch. Which persons an epoch draws and their order are a
@@ -49,7 +50,13 @@ from kanpose_cli.core.engine.train.config import (
 )
 from kanpose_cli.core.engine.train.loop import Callback, Trainer
 from kanpose_cli.core.engine.train.optim import LrSchedule, ModelEMA, layer_id, param_groups
-from kanpose_cli.core.engine.train.outputs import plot_results, write_results_csv
+from kanpose_cli.core.engine.train.outputs import (
+    TENSORBOARD_HINT,
+    TensorBoardLog,
+    plot_results,
+    tensorboard_available,
+    write_results_csv,
+)
 from kanpose_cli.core.engine.train.sampler import RatioSampler
 from kanpose_cli.core.engine.train.state import (
     STATE_FORMAT,
@@ -66,5 +73,6 @@ __all__ = [
     "SchedConfig", "TrainConfig", "Trainer", "ValConfig", "ValSet", "apply_overrides", "apply_values",
     "atomic_torch_save", "default_seed", "find_resume_state", "flatten", "get_rng_state", "known_keys", "layer_id",
     "lineage_seeds", "load_recipe", "load_state", "param_groups", "parse_value", "plot_results", "seed_everything",
-    "set_rng_state", "train_sources", "val_set", "write_results_csv",
+    "set_rng_state", "TENSORBOARD_HINT", "TensorBoardLog", "tensorboard_available", "train_sources", "val_set",
+    "write_results_csv",
 ]

@@ -21,7 +21,8 @@ from kanpose_cli.core.data.training_sets import load_sources
 from kanpose_cli.core.engine.distributed import init_distributed
 from kanpose_cli.core.engine.train.config import TrainConfig, lineage_seeds
 from kanpose_cli.core.engine.train.optim import LrSchedule, ModelEMA, param_groups
-from kanpose_cli.core.engine.train.outputs import plot_results, write_results_csv
+from kanpose_cli.core.engine.train.outputs import TensorBoardLog, plot_results, tensorboard_available, \
+    write_results_csv
 from kanpose_cli.core.engine.train.sampler import RatioSampler
 from kanpose_cli.core.engine.train.state import (
     STATE_FORMAT,
@@ -131,6 +132,7 @@ class Trainer:
         self.wall_s = 0.0
         self._epoch_loss = (0.0, 0)
         self._last_lr = self.base_lr
+        self.tensorboard: TensorBoardLog | None = None  # opened in fit() on rank 0 when tensorboard is installed
         if state is not None:
             self._restore(state)
 
@@ -274,6 +276,8 @@ class Trainer:
         if self.is_main:
             self.run_dir = Path(self.run_dir)  # creates a lazy RunDir: the first output is written now
             write_text_atomic(self.run_dir / "config.json", json.dumps(self.cfg.to_dict(), indent=1))
+            if tensorboard_available():
+                self.tensorboard = TensorBoardLog(self.run_dir)
         every = max(1, self.cfg.val.every)
         save_every = self.cfg.save_every_steps
         t_start = time.time() - self.wall_s
@@ -295,6 +299,8 @@ class Trainer:
                 info = {"epoch": epoch, "iter": self.iter_in_epoch, "iters": self.iters_per_epoch, "step": self.step,
                         "loss": loss, "mean_loss": loss_sum / loss_n, "lr": self._last_lr,
                         "img_per_s": seen / max(1e-9, time.time() - t0)}
+                if self.tensorboard is not None:
+                    self.tensorboard.step(self.step, loss, self._last_lr)
                 if save_every and self.step % save_every == 0 and self.iter_in_epoch < self.iters_per_epoch:
                     self.save_state()
                 self._call("on_step_end", info)
@@ -314,6 +320,8 @@ class Trainer:
             if self.is_main:
                 self._export(metrics)
                 self._write_logs()
+                if self.tensorboard is not None:
+                    self.tensorboard.epoch(row)
                 self.save_state()
             if self.world > 1:
                 dist.barrier()
@@ -323,6 +331,8 @@ class Trainer:
                    "last": str(self.run_dir / "weights" / "last.safetensors"),
                    "best": str(self.run_dir / "weights" / "best.safetensors") if self.best_epoch > 0 else None,
                    "final": self.history[-1] if self.history else {}}
+        if self.tensorboard is not None:
+            self.tensorboard.close()
         self._call("on_train_end", summary)
         return summary
 
