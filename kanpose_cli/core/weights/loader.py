@@ -102,7 +102,8 @@ def load_pose_model(model: str | None, weights: str | None, device: torch.device
             :func:`resolve_weights_path`); ``"random"`` (random initialisation, labelled as such);
             ``"hub"`` / ``"hub:TAG"`` (the model's published weights, downloaded once into the kanpose cache and
             converted, see :mod:`kanpose_cli.core.weights.hub`); ``"hf://OWNER/REPO[@REV][/FILE]"``; a kanpose
-            ``.safetensors`` checkpoint; an exported ``.onnx`` file (run by onnxruntime); or an official/foreign
+            ``.safetensors`` checkpoint; an exported ``.onnx`` file (run by onnxruntime) or TorchScript file
+            (``kanpose export --format torchscript``, run as traced); or an official/foreign
             checkpoint the model's converter understands (``.pth``, ``.bin``, ``.safetensors``).
         device: ``cpu``, ``cuda`` or ``cuda:N``.
 
@@ -142,6 +143,10 @@ def load_pose_model(model: str | None, weights: str | None, device: torch.device
         from kanpose_cli.core.weights.onnx import load_onnx_model
 
         return load_onnx_model(path, expected_model=model, device=device)
+    from kanpose_cli.core.weights.torchscript import is_kanpose_torchscript, load_torchscript_model
+
+    if is_kanpose_torchscript(path):  # kanpose export --format torchscript: card inside, no --model needed
+        return load_torchscript_model(path, expected_model=model, device=device)
     if path.suffix.lower() == ".safetensors" and has_model_card(path):
         return load_checkpoint(path, expected_model=model, device=device)
     return _load_foreign(model, path, device)
