@@ -153,7 +153,8 @@ def render(result) -> None:
         if r.section != "model":
             continue
         t.add_row(r.model, r.impl, r.precision, str(r.batch), _fmt(r.params, ".2f", 1e-6), _fmt(r.gmacs, ".2f"),
-                  _fmt(r.p50_ms), _fmt(r.p90_ms), _fmt(r.iqr_ms), _fmt(r.throughput), _fmt(r.tflops, ".3f"), _fmt(r.util, ".1f", 100),
+                  _fmt(r.p50_ms), _fmt(r.p90_ms), _fmt(r.iqr_ms), _fmt(r.throughput), _fmt(r.tflops, ".3f"),
+                  _fmt(r.util, ".1f", 100),
                   r.status if r.status == "ok" else f"{r.status}: {r.note[:40]}")
     print_table(t)
     e2e_rows = [r for r in result.rows if r.section == "e2e"]

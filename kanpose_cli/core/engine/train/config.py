@@ -158,6 +158,8 @@ class TrainConfig:
         optim, sched, ema, val, data: the sections above. aug: augmentation, or None for plain box crops.
         clip_grad: max gradient L2 norm, or None. amp: ``none``, ``bf16`` or ``fp16`` (CUDA only).
         channels_last: NHWC memory layout. sync_bn: SyncBatchNorm under DDP (CUDA only).
+        freeze_bn_stats: keep every BatchNorm's running mean/variance as loaded (BN layers in eval mode while
+            training; their affine weights still train), for short fine-tunes on small sets.
         save_every_steps: also write the training state every N steps (0 = once per epoch). device: torch device.
 
     Raises:
@@ -178,6 +180,7 @@ class TrainConfig:
     amp: str = "none"
     channels_last: bool = False
     sync_bn: bool = False
+    freeze_bn_stats: bool = False
     aug: AugmentConfig | None = field(default_factory=AugmentConfig)
     val: ValConfig = field(default_factory=ValConfig)
     save_every_steps: int = 0

@@ -245,6 +245,15 @@ class Trainer:
         self._last_lr = lr
         return float(loss.detach())
 
+    def train_mode(self) -> None:
+        """The model in training mode; with ``freeze_bn_stats`` its BatchNorm layers stay in eval mode (running
+        statistics used and kept as loaded, affine weights still trained)."""
+        self.model.train()
+        if self.cfg.freeze_bn_stats:
+            for m in self.model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
     def eval_model(self) -> PoseModel:
         """The model used for validation and export (the EMA copy when EMA is on)."""
         return self.ema.module if self.ema is not None else self.model
@@ -284,7 +293,7 @@ class Trainer:
         while self.epoch < self.epochs:
             epoch = self.epoch
             loader = self._loader(epoch)
-            self.model.train()
+            self.train_mode()
             self._call("on_epoch_start", epoch, len(loader))
             t0, seen = time.time(), 0
             loss_sum, loss_n = self._epoch_loss
