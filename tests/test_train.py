@@ -296,6 +296,25 @@ def test_results_csv_and_tensorboard_scalars(sub8, tmp_path):
         [h["train_loss"] for h in trainer.history], rel=1e-6)
 
 
+def test_freeze_bn_stats_keeps_running_statistics(sub8, tmp_path):
+    """``freeze_bn_stats``: BatchNorm running mean/var stay as loaded while the weights (BN affine included) train."""
+    ann, images = sub8
+    cfg = small_cfg(ann, images, epochs=1, freeze_bn_stats=True)
+    trainer = T.Trainer(cfg, tmp_path / "run")
+    bn = [m for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = [(m.running_mean.clone(), m.running_var.clone(), m.weight.detach().clone()) for m in bn]
+    trainer.fit()
+    assert all(torch.equal(m.running_mean, a) and torch.equal(m.running_var, b) for m, (a, b, _) in zip(bn, before))
+    assert any(not torch.equal(m.weight.detach(), w) for m, (_, _, w) in zip(bn, before))
+    trainer.train_mode()
+    assert trainer.model.training and not any(m.training for m in bn)
+    moving = T.Trainer(small_cfg(ann, images, epochs=1), tmp_path / "run2")
+    bn2 = [m for m in moving.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    start = [m.running_mean.clone() for m in bn2]
+    moving.fit()
+    assert any(not torch.equal(m.running_mean, a) for m, a in zip(bn2, start))  # the default updates them
+
+
 def test_train_cli_without_tensorboard_notes_csv_only(sub8, tmp_path, monkeypatch):
     """Without tensorboard: one note says the logs are CSV only, and no event file is written."""
     import kanpose_cli.core.engine.train.loop as loop
