@@ -159,7 +159,7 @@ def train(
     init = init if init is not None else weights
 
     rank, world, _ = dist_info()
-    state = None
+    state, finetune_note = None, None
     if resume is not None:
         path = T.find_resume_state(resume, project)
         state = T.load_state(path)
@@ -190,6 +190,8 @@ def train(
         if init is not None:
             values["init"] = resolve_init(init, model or DEFAULT_MODEL)  # shipped / a shipped name -> its path
         cfg = T.apply_overrides(T.apply_values(T.TrainConfig.from_recipe(model or DEFAULT_MODEL), values), sets)
+        explicit = set(values) | {s.split("=", 1)[0].strip() for s in sets or []}
+        cfg, finetune_note = T.finetune_defaults(cfg, explicit)
         if show_config:
             typer.echo(json.dumps(cfg.to_dict(), indent=1))
             raise typer.Exit(0)
@@ -214,6 +216,8 @@ def train(
                       f"run {run_dir}")
         if trainer.cfg.init and state is None:
             console.print(f"init {trainer.cfg.init}", soft_wrap=True)
+        if state is None and finetune_note:
+            console.print(f"[dim]note:[/] {finetune_note}", soft_wrap=True)
         if trainer.init_report is not None:
             print_init_report(trainer.init_report)
         if not T.tensorboard_available():

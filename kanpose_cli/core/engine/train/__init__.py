@@ -40,6 +40,7 @@ from kanpose_cli.core.engine.train.config import (
     apply_overrides,
     apply_values,
     default_seed,
+    finetune_defaults,
     lineage_seeds,
     flatten,
     known_keys,
@@ -71,8 +72,8 @@ from kanpose_cli.core.engine.train.state import (
 __all__ = [
     "STATE_FORMAT", "Callback", "DataConfig", "EmaConfig", "LrSchedule", "ModelEMA", "OptimConfig", "RatioSampler",
     "SchedConfig", "TrainConfig", "Trainer", "ValConfig", "ValSet", "apply_overrides", "apply_values",
-    "atomic_torch_save", "default_seed", "find_resume_state", "flatten", "get_rng_state", "known_keys", "layer_id",
-    "lineage_seeds", "load_recipe", "load_state", "param_groups", "parse_value", "plot_results", "seed_everything",
-    "set_rng_state", "TENSORBOARD_HINT", "TensorBoardLog", "tensorboard_available", "train_sources", "val_set",
-    "write_results_csv",
+    "atomic_torch_save", "default_seed", "finetune_defaults", "find_resume_state", "flatten", "get_rng_state",
+    "known_keys", "layer_id", "lineage_seeds", "load_recipe", "load_state", "param_groups", "parse_value",
+    "plot_results", "seed_everything", "set_rng_state", "TENSORBOARD_HINT", "TensorBoardLog", "tensorboard_available",
+    "train_sources", "val_set", "write_results_csv",
 ]
