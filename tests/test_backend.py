@@ -113,6 +113,27 @@ def test_cli_backend_onnxruntime_with_random_weights_and_a_bad_backend(tmp_path,
     assert len(lines) == 1 and "unknown backend 'tensorrt'" in lines[0]
 
 
+def test_first_onnx_export_is_announced_once(tmp_path, cache):
+    """``--backend auto`` with the shipped weights and an empty cache: one ``note:`` line says the model is exported
+    to ONNX once; the second run reuses the cached file and says nothing about it."""
+    import importlib.util
+    from pathlib import Path
+
+    image = tmp_path / "bus.jpg"
+    image.write_bytes((Path(importlib.util.find_spec("ultralytics").origin).parent / "assets" / "bus.jpg").read_bytes())
+    args = ["predict", str(image), "--detector", "none", "--no-save", "--no-save-json"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    notes = [ln for ln in first.stderr.splitlines() if ln.startswith("note:") and "ONNX" in ln]
+    assert len(notes) == 1, first.stderr
+    assert "exporting amfacpose-r18-128x96" in notes[0] and "later runs reuse" in notes[0]
+    assert len(list((cache / "onnx").glob("amfacpose-r18-128x96-*.onnx"))) == 1
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert "backend onnxruntime" in " ".join(second.stderr.split())
+    assert "note:" not in second.stderr
+
+
 def test_the_detector_follows_the_backend_on_cpu(cache):
     """``auto`` runs the YOLO person detector as ultralytics' ONNX export (cached once) with the boxes of the
     ``.pt`` to float rounding; ``torch`` keeps the ``.pt``."""

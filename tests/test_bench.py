@@ -73,7 +73,9 @@ def test_bench_quick_rows_json_csv(tmp_path):
         assert r["status"] == "ok" and r["model"] == name and r["impl"] == "kanpose"
         assert r["params"] == params
         assert r["p50_ms"] > 0 and r["p90_ms"] >= r["p50_ms"] * 0.999 and r["throughput"] > 0
-        assert r["gmacs"] > 0 and r["tflops"] > 0 and 0 < r["util"] < 5
+        assert r["gmacs"] > 0 and r["tflops"] > 0 and 0 < r["util"] <= 1.0
+        assert r["iqr_ms"] >= 0 and r["iters"] >= 1
+    assert "IQR ms" in res.output
     e2e = {(r["model"], r["impl"]): r for r in rows if r["section"] == "e2e"}
     assert (name, "kanpose") in e2e and (name, "kanpose-loop") in e2e
     assert any("(peer)" in k for k, _ in e2e) and any(k.startswith("detector") for k, _ in e2e)
@@ -97,6 +99,53 @@ def test_bench_quick_rows_json_csv(tmp_path):
         table = list(csv.DictReader(f))
     assert len(table) == len(rows) and {"model", "p50_ms", "throughput", "device_name"} <= set(table[0])
     assert {"decode_ms", "wait_ms", "detect_ms", "pose_ms"} <= set(table[0])
+
+
+def test_utilisation_never_above_100_percent():
+    """Rows faster than the matmul reference (nominal MACs, a loaded machine: the issue's 171.6 %) set the peak:
+    every utilisation stays in [0, 1], the fastest row is 100 %, and a note says why; slower rows are unchanged."""
+    from kanpose_cli.core.benchmark.benchmark import BenchRow, fill_utilisation
+
+    rows = [BenchRow("model", "a", "kanpose", "fp32", 1, tflops=0.5), BenchRow("model", "a", "onnxruntime", "fp32",
+                                                                               1, tflops=1.716),
+            BenchRow("model", "b", "kanpose", "bf16", 1, tflops=0.2), BenchRow("e2e", "a", "kanpose")]
+    peaks, notes = fill_utilisation(rows, {"fp32": 1.0, "bf16": 0.8})
+    assert peaks == {"fp32": 1.716, "bf16": 0.8}
+    assert [r.util for r in rows[:3]] == pytest.approx([0.5 / 1.716, 1.0, 0.25]) and rows[3].util is None
+    assert all(0 <= r.util <= 1 for r in rows[:3])
+    assert len(notes) == 1 and "above the reference peak 1.000" in notes[0] and "onnxruntime" in notes[0]
+    rows = [BenchRow("model", "a", "kanpose", "fp32", 1, tflops=0.5)]
+    assert fill_utilisation(rows, {"fp32": None}) == ({}, []) and rows[0].util is None  # unknown GPU: no peak
+
+
+def test_spread_column_and_wide_spread_warning():
+    """IQR and IQR/median from repeated timings; a warning (machine loaded, figures vary) when the spread is wide."""
+    from kanpose_cli.core.benchmark.benchmark import spread_warning, timing_row
+
+    steady = timing_row([0.100, 0.101, 0.099, 0.100, 0.102], "fp32", 8, macs=int(1e9))
+    assert steady.p50_ms == pytest.approx(100.0) and steady.iqr_ms == pytest.approx(1.0)
+    assert steady.spread == pytest.approx(0.01) and steady.throughput == pytest.approx(80.0)
+    assert steady.tflops == pytest.approx(2 * 1e9 * 8 / 0.1 / 1e12)
+    noisy = timing_row([0.05, 0.10, 0.20, 0.40, 0.10, 1.0], "fp32", 1, macs=None)
+    assert noisy.spread > 0.2
+    steady.model, noisy.model = "steady", "noisy"
+    assert spread_warning([steady]) is None
+    warning = spread_warning([steady, noisy])
+    assert warning is not None and "loaded" in warning and "figures vary" in warning and "noisy" in warning
+    assert "1 of 2 rows" in warning
+    assert timing_row([0.1, 0.5], "fp32", 1, None).spread is None  # too few timings to call it a spread
+
+
+def test_timer_timings_follow_the_settings():
+    """The single-implementation path uses torch.utils.benchmark.Timer: at least min_iters timings, the thread
+    count kept."""
+    from kanpose_cli.core.benchmark.benchmark import make_settings, time_with_timer
+
+    settings = make_settings("cpu", "1", "fp32", False, False, 1, 1, 5, 0.05, True, False, False)
+    calls = []
+    times = time_with_timer(lambda: calls.append(sum(range(2000))), settings)
+    assert len(times) >= settings.min_iters and all(t > 0 for t in times)
+    assert len(calls) >= settings.warmup + len(times) + 1 and torch.get_num_threads() == 1
 
 
 def test_bench_onnxruntime_rows(tmp_path, monkeypatch):

@@ -169,6 +169,49 @@ def test_predict_with_onnx_matches_safetensors(unlabeled_images, tmp_path):
             assert np.abs(ka - kb).max() <= 0.5
 
 
+@pytest.mark.parametrize("decode", [False, True])
+def test_predict_with_torchscript_export_matches_source(unlabeled_images, tmp_path, decode):
+    """``kanpose export --format torchscript`` -> ``kanpose predict --weights <file>`` without ``--model``: the file's
+    card names the model, and the keypoints match the source weights' (PyTorch) within float tolerance, for raw
+    outputs and for the decode in the graph (issue 31: the file could not be used)."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for p in sorted(unlabeled_images.glob("*.jpg"))[:2]:
+        (images / p.name).symlink_to(p)
+    ts = tmp_path / ("best-decode.torchscript.pt" if decode else "best.torchscript.pt")
+    res = runner.invoke(app, ["export", "--weights", "shipped", "--format", "torchscript", "--out", str(ts),
+                              "--no-verify"] + (["--decode"] if decode else []))
+    assert res.exit_code == 0, res.output
+    assert ts.is_file()
+    from kanpose_cli.core.weights import read_model_card
+
+    card = read_model_card(ts)
+    assert card.format == "torchscript" and card.model == "amfacpose-r18-128x96" and card.decode == decode
+    assert card.input_size == (128, 96) and card.codec["type"] == "simcc"
+
+    def run(weights, out, *extra):
+        r = runner.invoke(app, ["predict", str(images), "--weights", str(weights), "--detector", "none", "--no-save",
+                                "--kpt-thr", "0", "--save-dir", str(out), *extra])
+        assert r.exit_code == 0, r.output
+        return {f.name: json.loads(f.read_text()) for f in sorted((out / "exp1").glob("*.json"))}, r.stderr
+
+    ref, _ = run("shipped", tmp_path / "pt", "--backend", "torch")
+    got, log = run(ts, tmp_path / "ts")
+    assert "backend torchscript" in " ".join(log.split())
+    assert ref.keys() == got.keys() and len(ref) == 2
+    for key in ref:
+        assert got[key]["model"] == "amfacpose-r18-128x96" and ts.name in got[key]["weights"]
+        for a, b in zip(ref[key]["instances"], got[key]["instances"], strict=True):
+            ka, kb = np.array(a["keypoints"], dtype=float), np.array(b["keypoints"], dtype=float)
+            assert ka.shape == kb.shape == (17, 2)
+            assert np.abs(ka - kb).max() <= 0.05  # image pixels
+            assert np.abs(np.array(a["keypoint_scores"]) - np.array(b["keypoint_scores"])).max() <= 1e-3
+    res = runner.invoke(app, ["predict", str(images), "--weights", str(ts), "--backend", "onnxruntime"])
+    assert res.exit_code == 2 and "TorchScript file" in res.stderr
+    res = runner.invoke(app, ["predict", str(images), "--weights", str(ts), "--model", "amfacpose-r18-256x192"])
+    assert res.exit_code == 3 and "use --model amfacpose-r18-128x96" in res.stderr
+
+
 def test_onnx_errors(tmp_path):
     """Bad input -> one line, non-zero exit: missing file (3), CUDA without provider (3), not-kanpose ONNX (3)."""
     import onnx

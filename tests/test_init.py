@@ -99,3 +99,65 @@ def test_init_report_counts_a_mixed_module_list_per_class(tmp_path):
     kinds = {r.part: r.kind for r in report.rows}
     assert kinds["backbone.scrm"] == "3 × Identity + 1 × SCRM"
     assert kinds["backbone.stages"] == "4 × Sequential" and kinds["head.proj"] == "Conv2d"
+
+
+def test_shipped_weights_by_name():
+    """``shipped``, the shipped file's name (with or without ``.safetensors``, any case) and the model's name all
+    resolve to the shipped file; a name that matches nothing is a one-line error listing the shipped files."""
+    from kanpose_cli.core.paths import shipped_weights_dir
+    from kanpose_cli.core.weights import resolve_init, resolve_weights_path
+
+    shipped = shipped_weights_dir() / "amfacpose-r18-128x96-coco-lsp.safetensors"
+    assert shipped.is_file()
+    for name in ("shipped", "SHIPPED", "amfacpose-r18-128x96-coco-lsp", "amfacpose-r18-128x96-coco-lsp.safetensors",
+                 "AMFACPose-R18-128x96-COCO-LSP", "amfacpose-r18-128x96"):
+        assert resolve_weights_path(name, "amfacpose-r18-128x96") == shipped, name
+    assert resolve_weights_path("shipped", None) == shipped  # the default model's
+    assert resolve_init("amfacpose-r18-128x96-coco-lsp.safetensors") == str(shipped.resolve())
+    assert resolve_init("hub") == "hub"
+    with pytest.raises(WeightsError, match="init weights not found: nonesuch .*amfacpose-r18-128x96-coco-lsp") as err:
+        resolve_init("nonesuch")
+    assert "\n" not in str(err.value)
+    with pytest.raises(WeightsError, match="'amfacpose-r18-256x192' has no shipped weights"):
+        resolve_weights_path("shipped", "amfacpose-r18-256x192")
+    with pytest.raises(WeightsError, match="not found: sub/amfacpose-r18-128x96-coco-lsp"):  # a path is only a path
+        resolve_weights_path("sub/amfacpose-r18-128x96-coco-lsp", None)
+
+
+def test_predict_and_eval_weights_accept_shipped_names():
+    """``--weights`` of predict/eval/export goes through the same resolution (load_pose_model)."""
+    from kanpose_cli.core.weights import load_pose_model
+
+    a = load_pose_model(None, "amfacpose-r18-128x96-coco-lsp.safetensors")
+    b = load_pose_model(None, "shipped")
+    assert a.weights_label == b.weights_label == "amfacpose-r18-128x96-coco-lsp.safetensors"
+    assert a.name == "amfacpose-r18-128x96"
+    x = torch.rand(1, 3, 128, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(a.net(x), b.net(x))
+    with pytest.raises(WeightsError, match="weights file not found: nonesuch.safetensors"):
+        load_pose_model(None, "nonesuch.safetensors")
+
+
+def test_train_init_shipped_prints_the_path(coco_mini, tmp_path, monkeypatch):
+    """`kanpose train --init shipped` loads every tensor of the shipped file and prints where it came from."""
+    from kanpose_cli.core.data.coco import subset_annotations
+    from kanpose_cli.core.paths import shipped_weights_dir
+
+    ann = tmp_path / "sub4.json"
+    subset_annotations(coco_mini / "annotations" / "person_keypoints_train2017.json", ann, 4)
+    monkeypatch.setenv("KANPOSE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COLUMNS", "300")
+    res = CliRunner().invoke(app, [
+        "train", "--init", "shipped", "--train-ann", str(ann), "--train-images", str(coco_mini / "train2017"),
+        "--epochs", "1", "--batch", "4", "--no-aug", "--workers", "0", "-q", "--project", str(tmp_path / "runs")])
+    assert res.exit_code == 0, res.output
+    shipped = (shipped_weights_dir() / "amfacpose-r18-128x96-coco-lsp.safetensors").resolve()
+    assert f"init {shipped}" in res.stderr
+    assert "0 skipped, 0 new" in res.stderr
+    cfg = json.loads((tmp_path / "runs" / "exp1" / "config.json").read_text())
+    assert cfg["init"] == str(shipped)
+    bad = CliRunner().invoke(app, ["train", "--init", "nonesuch", "--train-ann", str(ann), "--train-images",
+                                   str(coco_mini / "train2017"), "--project", str(tmp_path / "runs")])
+    assert bad.exit_code == 3 and len(bad.stderr.strip().splitlines()) == 1
+    assert "amfacpose-r18-128x96-coco-lsp" in bad.stderr

@@ -4,6 +4,7 @@ test_train_config.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -155,6 +156,39 @@ def test_lr_schedule_warmup_multistep_cosine():
     assert c.factor(0) == 1.0 and c.factor(100) == pytest.approx(0.05) and c.factor(50) == pytest.approx(0.525)
 
 
+def test_warmup_scales_with_short_runs_and_keeps_long_ones():
+    """A 2-epoch fine-tune reaches its base lr within 10 % of its steps; a full recipe run keeps its warmup."""
+    for model in ("amfacpose-r18-128x96", "vitpose-s", "flatpose-b"):
+        sched = T.TrainConfig.from_recipe(model).sched
+        for ipe in (5, 37, 400):
+            s = T.LrSchedule(sched, epochs=2, iters_per_epoch=ipe)
+            n = 2 * ipe
+            assert s.warmup_iters <= 0.1 * n
+            assert s.warmup_iters < sched.warmup_iters  # the configured 500/1000 steps would outlast the run
+            plain = T.LrSchedule(dataclasses.replace(sched, warmup_iters=0), epochs=2, iters_per_epoch=ipe)
+            # after the warmup: exactly the schedule without warmup (multistep: the base lr itself)
+            assert all(s.factor(i) == pytest.approx(plain.factor(i)) for i in range(s.warmup_iters, n))
+            if sched.type == "multistep":
+                assert s.factor(s.warmup_iters) == pytest.approx(1.0)
+    # the shipped recipes' full runs: warmup unchanged (iterations per epoch of full COCO at their batch sizes)
+    for model, ipe in (("amfacpose-r18-128x96", 149813 // 32), ("vitpose-s", 149813 // 64),
+                       ("flatpose-b", 149813 // 64)):
+        cfg = T.TrainConfig.from_recipe(model)
+        s = T.LrSchedule(cfg.sched, epochs=cfg.epochs, iters_per_epoch=ipe)
+        assert s.warmup_iters == cfg.sched.warmup_iters
+        uncapped = T.LrSchedule(dataclasses.replace(cfg.sched, warmup_max_fraction=1.0), epochs=cfg.epochs,
+                                iters_per_epoch=ipe)
+        w = cfg.sched.warmup_iters
+        assert [s.factor(i) for i in (0, w // 2, w - 1, w, 10 * w)] == [uncapped.factor(i) for i in (0, w // 2, w - 1,
+                                                                                                   w, 10 * w)]
+        assert s.factor(w // 2) < 0.6  # still warming up half-way
+    # the cap is a config key: 1.0 lets the warmup fill the whole run
+    whole = T.LrSchedule(T.SchedConfig(warmup_iters=500, warmup_max_fraction=1.0), epochs=2, iters_per_epoch=5)
+    assert whole.warmup_iters == 10 and whole.factor(9) < 0.95
+    with pytest.raises(UsageError, match="warmup_max_fraction"):
+        T.SchedConfig(warmup_max_fraction=1.5)
+
+
 def test_set_overrides_and_unknown_key_suggestion():
     cfg = T.TrainConfig.from_recipe("amfacpose-r18-256x192")
     out = T.apply_overrides(cfg, ["optim.lr=5e-4", "sched.type=cosine", "aug=null", "model_overrides.afpn_width=64"])
@@ -216,6 +250,88 @@ def test_overfit_eight_real_persons_reaches_ap_08(sub8, tmp_path):
 
     m = load_checkpoint(summary["last"])
     assert evaluate_model(m, ann, images, boxes="gt", flip=False)["AP"] > 0.8
+
+
+def test_results_csv_and_tensorboard_scalars(sub8, tmp_path):
+    """Every run writes results.csv (one row per epoch: step, loss, lr, speed, validation AP, time); with tensorboard
+    installed also event files whose scalars are the same numbers (per step: loss, lr; per epoch: the CSV row)."""
+    import csv
+
+    ann, images = sub8
+    cfg = small_cfg(ann, images, epochs=2)
+    cfg.data.val = T.ValSet(str(ann), str(images))
+    cfg.val = T.ValConfig(every=1, flip=False, batch=32)
+    steps = []
+
+    class Steps(T.Callback):
+        def on_step_end(self, trainer, info):
+            steps.append(info)
+
+    trainer = T.Trainer(cfg, tmp_path / "run", callbacks=[Steps()])
+    trainer.fit()
+    rows = list(csv.DictReader(open(tmp_path / "run" / "results.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2] and [int(r["step"]) for r in rows] == [2, 4]
+    for key in ("train_loss", "lr", "img_per_s", "AP", "AP50", "AR", "time_s"):
+        assert all(r[key] != "" for r in rows), key
+    for row, hist in zip(rows, trainer.history):
+        assert float(row["train_loss"]) == pytest.approx(hist["train_loss"])
+        assert float(row["AP"]) == pytest.approx(hist["AP"]) and 0.0 <= hist["AP"] <= 1.0
+    assert float(rows[0]["train_loss"]) == pytest.approx((steps[0]["loss"] + steps[1]["loss"]) / 2)
+    events = list((tmp_path / "run").glob("events.out.tfevents.*"))
+    if not T.tensorboard_available():
+        assert events == []
+        pytest.skip("tensorboard not installed: CSV checked, event files not written")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert len(events) == 1
+    acc = EventAccumulator(str(tmp_path / "run"))
+    acc.Reload()
+    loss = acc.Scalars("train/loss")
+    assert [e.step for e in loss] == [1, 2, 3, 4]
+    assert [e.value for e in loss] == pytest.approx([s["loss"] for s in steps], rel=1e-6)
+    assert [e.value for e in acc.Scalars("train/lr")] == pytest.approx([s["lr"] for s in steps], rel=1e-6)
+    ap = acc.Scalars("epoch/AP")
+    assert [e.step for e in ap] == [1, 2] and [e.value for e in ap] == pytest.approx([h["AP"] for h in trainer.history])
+    assert [e.value for e in acc.Scalars("epoch/train_loss")] == pytest.approx(
+        [h["train_loss"] for h in trainer.history], rel=1e-6)
+
+
+def test_freeze_bn_stats_keeps_running_statistics(sub8, tmp_path):
+    """``freeze_bn_stats``: BatchNorm running mean/var stay as loaded while the weights (BN affine included) train."""
+    ann, images = sub8
+    cfg = small_cfg(ann, images, epochs=1, freeze_bn_stats=True)
+    trainer = T.Trainer(cfg, tmp_path / "run")
+    bn = [m for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = [(m.running_mean.clone(), m.running_var.clone(), m.weight.detach().clone()) for m in bn]
+    trainer.fit()
+    assert all(torch.equal(m.running_mean, a) and torch.equal(m.running_var, b) for m, (a, b, _) in zip(bn, before))
+    assert any(not torch.equal(m.weight.detach(), w) for m, (_, _, w) in zip(bn, before))
+    trainer.train_mode()
+    assert trainer.model.training and not any(m.training for m in bn)
+    moving = T.Trainer(small_cfg(ann, images, epochs=1), tmp_path / "run2")
+    bn2 = [m for m in moving.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    start = [m.running_mean.clone() for m in bn2]
+    moving.fit()
+    assert any(not torch.equal(m.running_mean, a) for m, a in zip(bn2, start))  # the default updates them
+
+
+def test_train_cli_without_tensorboard_notes_csv_only(sub8, tmp_path, monkeypatch):
+    """Without tensorboard: one note says the logs are CSV only, and no event file is written."""
+    import kanpose_cli.core.training.loop as loop
+
+    monkeypatch.setattr(T, "tensorboard_available", lambda: False)
+    monkeypatch.setattr(loop, "tensorboard_available", lambda: False)
+    monkeypatch.setenv("COLUMNS", "300")
+    ann, images = sub8
+    r = CliRunner().invoke(app, ["train", "--train-ann", str(ann), "--train-images", str(images), "--epochs", "1",
+                                 "--batch", "8", "--no-aug", "--workers", "0", "-q", "--set",
+                                 "model_overrides.stem_channels=[16,16,64]", "--project", str(tmp_path / "runs")])
+    assert r.exit_code == 0, r.output
+    notes = [ln for ln in r.stderr.splitlines() if ln.startswith("note:") and "tensorboard" in ln]
+    assert len(notes) == 1 and "results.csv" in notes[0] and "kanpose[tensorboard]" in notes[0]
+    run = tmp_path / "runs" / "exp1"
+    assert (run / "results.csv").read_text().count("\n") == 2  # header + 1 epoch
+    assert list(run.glob("events.out.tfevents.*")) == []
 
 
 # ------------------------------------------------------------------------------------------------- seed lineage

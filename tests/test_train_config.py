@@ -237,3 +237,39 @@ def test_weights_files_with_the_retired_layer_decay_field_still_load():
     assert "layer_decay" not in asdict(spec.config)
     model = model_from_card(ModelCard(model="vitpose-s", config={**asdict(spec.config), "layer_decay": 0.8}))
     assert model.config == spec.config
+
+
+def test_finetune_defaults_from_the_same_models_weights(tmp_path):
+    """``--init`` with the model's own trained weights and no ``--lr``: lr × 0.1, with a note; an explicit lr (every
+    reproduce command of the model card), another model's weights, hub or no init: unchanged."""
+    from kanpose_cli.core.models import create_model
+    from kanpose_cli.core.weights import resolve_init, save_checkpoint
+
+    shipped = resolve_init("shipped")
+    base = T.apply_values(T.TrainConfig.from_recipe("amfacpose-r18-128x96"), {"init": shipped})
+    cfg, note = T.finetune_defaults(base, {"init"})
+    assert cfg.optim.lr == pytest.approx(base.optim.lr * 0.1) and not cfg.freeze_bn_stats
+    assert base.optim.lr == pytest.approx(1e-3)  # the input is not changed
+    assert "lr 0.0001" in note and "× 0.1" in note
+    assert T.finetune_defaults(base, {"init", "optim.lr"}) == (base, None)
+    other = save_checkpoint(create_model("amfacpose-r18-256x192"), tmp_path / "other.safetensors")
+    for init in (str(other), "hub"):
+        cfg = T.apply_values(T.TrainConfig.from_recipe("amfacpose-r18-128x96"), {"init": init})
+        assert T.finetune_defaults(cfg, {"init"}) == (cfg, None)
+    scratch = T.TrainConfig.from_recipe("amfacpose-r18-128x96")
+    assert T.finetune_defaults(scratch, set()) == (scratch, None)
+
+
+def test_train_cli_show_config_fine_tune_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "a.json").write_text('{"images": [], "annotations": [], "categories": []}')
+    common = ["train", "--init", "shipped", "--train-ann", "a.json", "--train-images", "imgs", "--show-config"]
+    r = CliRunner().invoke(app, common)
+    assert r.exit_code == 0, r.output
+    cfg = json.loads(r.stdout)
+    assert cfg["optim"]["lr"] == pytest.approx(1e-4) and cfg["freeze_bn_stats"] is False
+    assert cfg["init"].endswith("amfacpose-r18-128x96-coco-lsp.safetensors")
+    for extra in (["--lr", "5e-4"], ["--set", "optim.lr=5e-4"]):
+        cfg = json.loads(CliRunner().invoke(app, common + extra).stdout)
+        assert cfg["optim"]["lr"] == pytest.approx(5e-4)

@@ -29,6 +29,9 @@ def root(version: bool = typer.Option(False, "--version", callback=_version, is_
                                       help="Print the version and exit.")):
     """kanpose command line."""
     silence_third_party_logs()  # before any command imports OpenCV or ultralytics: kanpose's errors stand alone
+    from kanpose_cli.cli.notes import show_notes
+
+    show_notes()  # one-time work (an ONNX export) is announced as "note: …"
 
 
 def _register() -> None:

@@ -85,7 +85,10 @@ def bench(
     (papers' "GFLOPs"); utilisation = 2·MACs/s ÷ device peak (measured fp32 matmul on CPU, datasheet on GPU).
     """
     from kanpose_cli.core.benchmark import benchmark as B  # lazy: keep `--help` fast
+    from kanpose_cli.core.io import check_writable
 
+    if out is not None:
+        check_writable(out, "--out")  # before any timing (exit 3)
     names = B.resolve_models(models)
     settings = B.make_settings(device, batch, precision, channels_last, compile_, threads, warmup, iters, max_time,
                                quick, plain, onnxruntime)
@@ -142,15 +145,17 @@ def render(result) -> None:
                   f"(background decoding, chunks of 8 images, no writing)")]:
         head.add_row(str(k), str(v))
     print_table(head)
-    t = Table(title="model-only (GMACs = multiply-accumulates; util = achieved FLOP/s ÷ peak)")
-    for col in ["model", "impl", "prec", "batch", "params M", "GMACs", "p50 ms", "p90 ms", "img/s", "TFLOP/s",
-                "util %", "status"]:
+    t = Table(title="model-only (GMACs = multiply-accumulates; IQR = interquartile range of the repeated timings; "
+                    "util = achieved FLOP/s ÷ the highest rate measured, ≤ 100 %)")
+    for col in ["model", "impl", "prec", "batch", "params M", "GMACs", "p50 ms", "p90 ms", "IQR ms", "img/s",
+                "TFLOP/s", "util %", "status"]:
         t.add_column(col, justify="left" if col in ("model", "impl", "status", "prec") else "right")
     for r in result.rows:
         if r.section != "model":
             continue
         t.add_row(r.model, r.impl, r.precision, str(r.batch), _fmt(r.params, ".2f", 1e-6), _fmt(r.gmacs, ".2f"),
-                  _fmt(r.p50_ms), _fmt(r.p90_ms), _fmt(r.throughput), _fmt(r.tflops, ".3f"), _fmt(r.util, ".1f", 100),
+                  _fmt(r.p50_ms), _fmt(r.p90_ms), _fmt(r.iqr_ms), _fmt(r.throughput), _fmt(r.tflops, ".3f"),
+                  _fmt(r.util, ".1f", 100),
                   r.status if r.status == "ok" else f"{r.status}: {r.note[:40]}")
     print_table(t)
     e2e_rows = [r for r in result.rows if r.section == "e2e"]
@@ -168,3 +173,5 @@ def render(result) -> None:
         print_table(t)
     for n in result.notes:
         stdout.print(f"note: {n}", soft_wrap=True)
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)

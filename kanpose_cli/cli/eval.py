@@ -183,9 +183,10 @@ def coco(
     Writes results.json and metrics.json (with the exact settings) to an auto-numbered folder.
     """
     from kanpose_cli.core.evaluation import evaluator  # lazy: keep `--help` fast
-    from kanpose_cli.core.io import next_run_dir
+    from kanpose_cli.core.io import check_writable, next_run_dir
 
     ann_file, images_dir = evaluator.resolve_data(data, split, ann, images, need_images=results is None)
+    check_writable(save_dir, "--save-dir")  # before any model runs (exit 3)
     dataset, ids = evaluator.select_images(ann_file, image_ids, max_images)  # fails before anything is printed
     n_images = len(ids) if ids is not None else len(dataset.image_ids)
 

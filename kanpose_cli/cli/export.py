@@ -41,7 +41,8 @@ def export(
                                        "for the parity check to pass.")] = 0.01,
     device: DeviceOpt = "auto",
 ):
-    """Export a pose model to ONNX (dynamic batch, metadata inside) / TorchScript and check it against PyTorch.
+    """Export a pose model to ONNX (dynamic batch, metadata inside) / TorchScript (traced on CPU, metadata inside)
+    and check it against PyTorch. predict, eval and label run both files with --weights FILE (no --model needed).
 
     The parity check runs the file with onnxruntime (CPU) and the model with PyTorch (CPU, fp32) on the same real
     person crops and prints the max abs difference of the raw outputs and of the decoded keypoints in pixels.
@@ -51,11 +52,14 @@ def export(
     from kanpose_cli.core.export import exporter as E
     from kanpose_cli.core.weights import load_pose_model
     from kanpose_cli.core.errors import UsageError
+    from kanpose_cli.core.io import check_writable
 
+    if out is not None:  # before anything is loaded (exit 3)
+        check_writable(out.parent if out.suffix.lower() in (".onnx", ".pt", ".engine", ".ts") else out, "--out")
     dev = select_device(device)
     fmts = E.resolve_formats(formats)
-    if weights is not None and weights.lower().endswith(".onnx"):
-        raise UsageError("--weights is already an ONNX file; export from a .safetensors checkpoint or 'random'")
+    if weights is not None and weights.lower().endswith((".onnx", ".torchscript.pt")):
+        raise UsageError("--weights is already an exported file; export from a .safetensors checkpoint or 'random'")
     if verify and coco is not None and image is not None:
         raise UsageError("give either --coco or --image for the parity crops, not both")
     pose = load_pose_model(model, weights, "cpu")
@@ -70,6 +74,7 @@ def export(
     else:
         base = out / pose.name
     explicit_file = out is not None and out.suffix.lower() in (".onnx", ".pt", ".engine", ".ts")
+    check_writable(base.parent, "the export folder")
     suffix = "-decode" if decode and not explicit_file else ""
     console.print(f"[bold]kanpose export[/] · {pose.name} ({pose.weights_label}) · {', '.join(fmts)} · "
                   f"device {dev} · outputs {'keypoints+scores (decode in graph)' if decode else 'raw network outputs'}")
@@ -116,5 +121,6 @@ def export(
         bad = [fmt for fmt, r in reports if not r.ok]
         if bad:
             raise fail(f"parity check failed for {', '.join(bad)}: decoded keypoints differ by more than {tol} px", 1)
-    if onnx_path is not None and "onnx" in fmts:
-        console.print(f"run it: kanpose predict IMAGE --weights {onnx_path}")
+    for p in written:
+        if p.suffix != ".engine":  # predict/eval load .onnx and .torchscript.pt exports (the card is inside)
+            console.print(f"run it: kanpose predict IMAGE --weights {p}", soft_wrap=True)

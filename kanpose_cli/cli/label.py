@@ -70,8 +70,9 @@ def label(
     """
     from kanpose_cli.core.tasks import distributed
     from kanpose_cli.core.tasks.labeler import label_source, make_teacher, teacher_name
-    from kanpose_cli.core.io import write_json_atomic
+    from kanpose_cli.core.io import check_writable, write_json_atomic
 
+    check_writable(Path(out).expanduser().parent, "the folder of --out")  # before the teacher runs (exit 3)
     if fill is not None:
         return _fill(source, fill, out, teacher, model, weights, detector, boxes, device, flip, batch, conf, box_thr,
                      kpt_thr, match_oks, backend)

@@ -14,7 +14,8 @@ WeightsOpt = Annotated[Optional[str], typer.Option(
     "--weights", "-w", help="Pose weights: a kanpose .safetensors checkpoint, an official checkpoint, an exported "
     ".onnx file, hub (the model's published weights, downloaded once into the kanpose cache; hub:TAG for another "
     "of them, see `kanpose models`), hf://OWNER/REPO[@REV], or 'random' (untrained; for tests and benchmarks). "
-    "Default: the model's shipped weights. KANPOSE_OFFLINE=1 forbids downloads.", rich_help_panel="Model")]
+    "Default (or 'shipped', or a shipped file's name): the model's shipped weights. KANPOSE_OFFLINE=1 forbids "
+    "downloads.", rich_help_panel="Model")]
 DeviceOpt = Annotated[str, typer.Option(
     "--device", "-d", help="auto (CUDA when available, else CPU; the run header says which), cpu, cuda or cuda:N "
     "(an explicit cuda never falls back to the CPU).", rich_help_panel="Performance")]

@@ -94,9 +94,11 @@ def predict(
     from kanpose_cli.core.tasks import distributed
     from kanpose_cli.core.inference.estimator import PoseEstimator, make_track_options  # lazy: keep `--help` fast
     from kanpose_cli.core.tasks.predictor import display_available, make_writer, predict_source, run_predict
-    from kanpose_cli.core.io import next_run_dir
+    from kanpose_cli.core.io import check_writable, next_run_dir
 
     src = predict_source(source, demo, track, det_every)  # an image with --track / --det-every: fails first
+    if save or save_json or save_coco or save_tracks:
+        check_writable(save_dir, "--save-dir")  # before any model runs (exit 3)
     tracking = make_track_options(track, tracker, smooth, min_cutoff, beta, d_cutoff, det_every)
     shard = distributed.start(device)
     if not shard.is_main:

@@ -90,7 +90,8 @@ def train(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model to train (see `kanpose models`).",
                                                  rich_help_panel="Model")] = None,
     init: Annotated[Optional[str], typer.Option(
-        "--init", help="Initialise the parts of the model that these weights have: a kanpose .safetensors "
+        "--init", help="Initialise the parts of the model that these weights have: shipped (the model's shipped "
+        "weights; or a shipped file's name, e.g. amfacpose-r18-128x96-coco-lsp), a kanpose .safetensors "
         "checkpoint, an official/Hugging Face checkpoint, hub (the model's published weights; KAN-FPN: "
         "vitpose-s's) or hf://OWNER/REPO. Prints what was loaded, skipped and left new.",
         rich_help_panel="Model")] = None,
@@ -151,21 +152,22 @@ def train(
     import torch.distributed as dist
 
     from kanpose_cli.core import training as T
-    from kanpose_cli.core.io import next_run_dir
+    from kanpose_cli.core.io import check_writable, next_run_dir
     from kanpose_cli.core.parallel import dist_info, finish_distributed, init_distributed
-    from kanpose_cli.core.weights import DEFAULT_MODEL
-    from kanpose_cli.core.weights.hub import is_hub_weights
+    from kanpose_cli.core.weights import DEFAULT_MODEL, resolve_init
 
     if init is not None and weights is not None and init != weights:
         raise fail("give --init or its older name --weights, not both", 2)
     init = init if init is not None else weights
 
     rank, world, _ = dist_info()
-    state = None
+    state, finetune_note = None, None
     if resume is not None:
         path = T.find_resume_state(resume, project)
         state = T.load_state(path)
         run_dir = path.parent.parent
+        if rank == 0:
+            check_writable(run_dir, "the run folder")  # before any training (exit 3)
         if epochs is not None:
             state["config"]["epochs"] = int(epochs)
         console.print(f"resuming {run_dir} from epoch {state['epoch']} step {state['step']}"
@@ -188,8 +190,10 @@ def train(
         if sync_bn:
             values["sync_bn"] = True
         if init is not None:
-            values["init"] = init if is_hub_weights(init) else str(Path(init).expanduser().resolve())
+            values["init"] = resolve_init(init, model or DEFAULT_MODEL)  # shipped / a shipped name -> its path
         cfg = T.apply_overrides(T.apply_values(T.TrainConfig.from_recipe(model or DEFAULT_MODEL), values), sets)
+        explicit = set(values) | {s.split("=", 1)[0].strip() for s in sets or []}
+        cfg, finetune_note = T.finetune_defaults(cfg, explicit)
         if show_config:
             typer.echo(json.dumps(cfg.to_dict(), indent=1))
             raise typer.Exit(0)
@@ -197,6 +201,7 @@ def train(
             raise fail("no training data: give --train-ann FILE --train-images DIR (or --resume)", 2)
         run_dir = None
         if rank == 0:
+            check_writable(project, "--project")  # before the data is loaded and the model trained (exit 3)
             run_dir = next_run_dir(project)  # created when training starts (Trainer.fit)
     if state is None and world > 1:
         init_distributed(cfg.device)
@@ -212,8 +217,17 @@ def train(
                       f"batch {trainer.batch_size}×"
                       f"{trainer.world} · device {trainer.device} · amp {trainer.amp} · seed {trainer.cfg.seed} · "
                       f"run {run_dir}")
+        if trainer.cfg.init and state is None:
+            console.print(f"init {trainer.cfg.init}", soft_wrap=True)
+        if state is None and finetune_note:
+            console.print(f"[dim]note:[/] {finetune_note}", soft_wrap=True)
         if trainer.init_report is not None:
             print_init_report(trainer.init_report)
+        if not T.tensorboard_available():
+            from rich.markup import escape
+
+            console.print(f"[dim]note:[/] tensorboard is not installed: logs are results.csv and results.png only "
+                          f"({escape(T.TENSORBOARD_HINT)} for TensorBoard scalars)", soft_wrap=True)
         if cfg.data.val is None:
             console.print("[yellow]warning:[/] no --val-ann: no validation AP; best.safetensors will not be written")
     summary = trainer.fit()

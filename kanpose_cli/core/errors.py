@@ -3,7 +3,7 @@
 Every message is one line meant for the user; the CLI prints it without a traceback.
 
 Exit codes: 1 run failed (``KanposeError``, ``InputError``), 2 usage (``UsageError``), 3 environment/resources
-(``WeightsError``, ``DeviceError``).
+(``WeightsError``, ``DeviceError``, ``OutputError``).
 """
 
 
@@ -31,5 +31,12 @@ class WeightsError(KanposeError):
 
 class DeviceError(KanposeError):
     """Requested device or precision is not available (CUDA absent, fp16 on CPU); exit code 3."""
+
+    exit_code = 3
+
+
+class OutputError(KanposeError):
+    """An output folder or file cannot be written (read-only, a file in the way, no permission); exit code 3.
+    Checked before any work (:func:`kanpose_cli.core.io.check_writable`)."""
 
     exit_code = 3

@@ -6,6 +6,7 @@
 - :func:`next_run_dir`: the run folder ``parent/<prefix>N`` (``runs/predict/exp3``), created **lazily**: nothing
   exists on disk until the first output is written into it, so a run that produces nothing leaves no folder.
 - :func:`unique_stem`: output file stems made unique within one run.
+- :func:`check_writable`: fail before any work when an output folder cannot be written.
 
 This module is the bottom of ``kanpose_cli.core``: it imports no other kanpose module.
 """
@@ -192,6 +193,45 @@ def next_run_dir(parent: str | Path, prefix: str = "exp") -> RunDir:
     nothing leaves nothing behind.
     """
     return RunDir(parent, prefix)
+
+
+PROBE_PREFIX = ".kanpose-write-probe-"
+
+
+def check_writable(folder: str | Path, what: str = "output folder") -> Path:
+    """Make sure files can be created in ``folder`` (or, where it does not exist yet, in the folders that would
+    hold it), before a command does any work, without creating anything.
+
+    The nearest existing folder on the way to ``folder`` gets a probe file (created with ``mkstemp``, removed at
+    once): permissions, read-only file systems and root alike are covered, as the real write would see them.
+
+    Args:
+        folder: the folder outputs will go into (created later, lazily). what: how the message names it
+            (``--save-dir``).
+
+    Returns:
+        ``folder`` as a :class:`~pathlib.Path` (``~`` expanded).
+
+    Raises:
+        OutputError: a file is in the way, or the nearest existing folder is not writable (one line, exit 3).
+    """
+    from kanpose_cli.core.errors import OutputError
+
+    folder = Path(folder).expanduser()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"cannot write to {what} {folder}: {existing} is a file, not a folder")
+    try:
+        fd, name = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=existing)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise OutputError(f"cannot write to {what} {folder}: {reason} ({existing}); choose another folder") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+    return folder
 
 
 def unique_stem(path: str, used: set[str]) -> str:

@@ -46,3 +46,13 @@ def silence_third_party_logs() -> None:
     # when timm < 1.0.9 is imported) are for their developers, not for kanpose's users.
     for category in (FutureWarning, DeprecationWarning):
         warnings.filterwarnings("ignore", category=category)
+
+
+NOTES_LOGGER = "kanpose.notes"
+
+
+def note(message: str) -> None:
+    """A one-line note for the user about something slow or one-time that is not an error (``exporting … to ONNX
+    once``). Logged at INFO on the ``kanpose.notes`` logger: the CLI prints it as ``note: …`` on stderr
+    (:mod:`kanpose_cli.cli.notes`); a program using the Python API sees it only if it configures logging."""
+    logging.getLogger(NOTES_LOGGER).info(message)

@@ -6,7 +6,12 @@ What is timed (stated in every result):
 - **model-only**: the network forward pass on a batch of pre-normalised random crops already on the device
   (``net(x)`` under ``torch.inference_mode``), no decode, no pre-processing, no host<->device copies. CUDA is
   synchronised before reading the clock. Latency p50/p90 are over the timed iterations at each batch size;
-  throughput = batch / median latency (images/s). Peer rows: the ``transformers`` ``VitPoseForPoseEstimation``
+  throughput = batch / median latency (images/s). A single implementation is timed with
+  ``torch.utils.benchmark.Timer.blocked_autorange`` (median and IQR of its blocks); a model and its peer twin are
+  timed interleaved (A, B, A, B ...) by our own loop, so that load changes hit both alike. **Spread**: the
+  interquartile range of the repeated measurements (``iqr_ms``) and its ratio to the median (``spread``); when a
+  row's spread exceeds :data:`SPREAD_WARNING` (IQR/median > 0.2) the result carries a warning that the machine is
+  loaded and the figures vary. Peer rows: the ``transformers`` ``VitPoseForPoseEstimation``
   with the **same weights** as our ``vitpose-s/-b`` (converted with ``core/weights/convert.convert_vitpose``),
   forward of ``pixel_values`` to heatmaps.
 - **end-to-end**: for each image already decoded in memory (disk I/O excluded): YOLO person detection, crops,
@@ -20,9 +25,13 @@ What is timed (stated in every result):
   (in the background thread, overlapped) and ``wait`` (time the loop stood idle waiting for a decoded image).
 - **GMACs**: multiply-accumulates of one forward pass (``core/models/complexity``; 1 MAC = 1 multiply-add, what
   papers call "GFLOPs"); achieved FLOP/s = 2·MACs·batch / latency.
-- **Utilisation** = achieved FLOP/s ÷ device peak. CPU peak: a measured fp32 matmul (``torch.mm`` of 2048² fp32
-  matrices, best of several runs) with the same thread count. GPU peak: datasheet dense peak for the precision
-  (table :data:`GPU_PEAK_TFLOPS`, fp32 = non-tensor-core FP32; fp16/bf16 = dense tensor core); unknown GPUs: none.
+- **Utilisation** = achieved FLOP/s ÷ peak, in [0, 1]. The peak of a precision is the highest FLOP rate measured
+  on the device in the run: the reference (CPU: a measured matmul, ``torch.mm`` of 2048² matrices, best of several
+  runs with the same thread count, measured before *and* after the model rows; GPU: the datasheet dense peak, table
+  :data:`GPU_PEAK_TFLOPS`, fp32 = non-tensor-core FP32, fp16/bf16 = dense tensor core; unknown GPUs: no peak, no
+  utilisation), or a model row that ran faster than it. A row can beat the matmul reference because achieved FLOP/s
+  counts the model's nominal MACs (a Winograd or FFT convolution does fewer multiplies) and because a loaded machine
+  lowers the reference; the result then notes it (:func:`fill_utilisation`). So utilisation never exceeds 100 %.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ from kanpose_cli.core.registry import close_matches
 from kanpose_cli.core.text import plural
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+SPREAD_WARNING = 0.2  # IQR / median of a row's repeated timings above which the figures are called unreliable
 
 # Datasheet dense peaks in TFLOP/s: (fp32 non-tensor, fp16/bf16 dense tensor core). Matched by substring of
 # torch.cuda.get_device_name(), most specific first.
@@ -152,7 +162,9 @@ class BenchRow:
     """One result row.
 
     ``section`` is ``model`` (model-only) or ``e2e`` (end to end). Times in milliseconds; throughput in images/s;
-    ``tflops`` achieved TFLOP/s; ``util`` in [0, 1] or None; ``status`` ``ok`` | ``oom`` | ``failed`` | ``skipped``.
+    ``tflops`` achieved TFLOP/s; ``util`` in [0, 1] or None (:func:`fill_utilisation`); ``iqr_ms`` the
+    interquartile range of the repeated timings (model rows), ``spread`` = IQR / median (None with < 3 timings);
+    ``status`` ``ok`` | ``oom`` | ``failed`` | ``skipped``.
     End-to-end rows split ``ms_per_image`` into stages, milliseconds per image (None where a stage was not
     measured): ``decode_ms`` (file read + decode, predict-loop rows only, in a background thread), ``wait_ms``
     (the loop waiting for a decoded image), ``detect_ms`` (person boxes), ``pose_ms`` (crops, pose network,
@@ -168,6 +180,8 @@ class BenchRow:
     gmacs: float | None = None
     p50_ms: float | None = None
     p90_ms: float | None = None
+    iqr_ms: float | None = None
+    spread: float | None = None
     mean_ms: float | None = None
     throughput: float | None = None
     tflops: float | None = None
@@ -194,9 +208,11 @@ class BenchResult:
     settings: dict
     rows: list[BenchRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"env": self.env, "settings": self.settings, "notes": self.notes, "rows": [asdict(r) for r in self.rows]}
+        return {"env": self.env, "settings": self.settings, "notes": self.notes, "warnings": self.warnings,
+                "rows": [asdict(r) for r in self.rows]}
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -349,6 +365,64 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
+def timing_row(times: list[float], precision: str, batch: int, macs: int | None, note: str = "") -> BenchRow:
+    """A model-only :class:`BenchRow` from repeated timings (seconds per call): p50, p90, mean, IQR and spread
+    (IQR / median; None with fewer than 3 timings), throughput = batch / p50, achieved TFLOP/s from ``macs``."""
+    p50 = statistics.median(times)
+    iqr = _percentile(times, 75) - _percentile(times, 25)
+    row = BenchRow("model", "", "", precision, batch, p50_ms=1e3 * p50, p90_ms=1e3 * _percentile(times, 90),
+                   iqr_ms=1e3 * iqr, spread=iqr / p50 if len(times) >= 3 and p50 > 0 else None,
+                   mean_ms=1e3 * statistics.fmean(times), throughput=batch / p50, iters=len(times), note=note)
+    if macs:
+        row.gmacs = macs / 1e9
+        row.tflops = 2.0 * macs * batch / p50 / 1e12
+    return row
+
+
+def spread_warning(rows: list[BenchRow], limit: float = SPREAD_WARNING) -> str | None:
+    """The warning for rows whose repeated timings vary by more than ``limit`` (IQR / median), else None."""
+    wide = [r for r in rows if r.status == "ok" and r.spread is not None and r.spread > limit]
+    if not wide:
+        return None
+    worst = max(wide, key=lambda r: r.spread)
+    return (f"timings vary: IQR/median above {limit:.0%} in {len(wide)} of "
+            f"{sum(1 for r in rows if r.spread is not None)} rows (worst {worst.model} {worst.impl} batch "
+            f"{worst.batch}: {worst.spread:.0%}); the machine is loaded and the figures vary: rerun on an idle "
+            f"machine or with more --iters")
+
+
+def fill_utilisation(rows: list[BenchRow], reference: dict[str, float | None]) -> tuple[dict[str, float], list[str]]:
+    """Set ``util`` of every model row: achieved TFLOP/s ÷ the peak of its precision, where the peak is the highest
+    rate measured in the run, ``max(reference, fastest row)`` (module docstring). So ``0 ≤ util ≤ 1``.
+
+    Args:
+        rows: the result rows (end-to-end rows are left alone). reference: TFLOP/s per precision (measured matmul
+            on CPU, datasheet on GPU); a missing/None/0 reference means no utilisation for that precision.
+
+    Returns:
+        ``(peaks, notes)``: the peak used per precision (TFLOP/s), and one note per precision whose peak is a model
+        row rather than the reference.
+    """
+    peaks: dict[str, float] = {}
+    notes: list[str] = []
+    for precision, ref in reference.items():
+        if not ref:
+            continue
+        timed = [r for r in rows if r.section == "model" and r.precision == precision and r.tflops]
+        fastest = max(timed, key=lambda r: r.tflops, default=None)
+        peaks[precision] = float(ref)
+        if fastest is not None and fastest.tflops > ref:
+            peaks[precision] = fastest.tflops
+            notes.append(f"{precision}: {fastest.model} {fastest.impl} batch {fastest.batch} ran at "
+                         f"{fastest.tflops:.3f} TFLOP/s, above the reference peak {ref:.3f} (nominal MACs count more "
+                         f"multiplies than fast convolution kernels do, or the machine was loaded while the "
+                         f"reference was measured): utilisation is relative to {fastest.tflops:.3f}")
+    for r in rows:
+        if r.section == "model":
+            r.util = r.tflops / peaks[r.precision] if r.tflops is not None and r.precision in peaks else None
+    return peaks, notes
+
+
 def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower() or \
         isinstance(exc, MemoryError)
@@ -387,15 +461,30 @@ def bench_forward(run: Callable[[torch.Tensor], object], input_size: tuple[int, 
         with torch.inference_mode():
             run(x)
 
-    times = time_callable(call, settings.device, settings.warmup, settings.iters, settings.min_iters,
-                          settings.max_seconds)
-    p50 = statistics.median(times)
-    row = BenchRow("model", "", "", precision, batch, p50_ms=1e3 * p50, p90_ms=1e3 * _percentile(times, 90),
-                   mean_ms=1e3 * statistics.fmean(times), throughput=batch / p50, iters=len(times))
-    if macs:
-        row.gmacs = macs / 1e9
-        row.tflops = 2.0 * macs * batch / p50 / 1e12
-    return row
+    return timing_row(time_with_timer(call, settings), precision, batch, macs)
+
+
+def time_with_timer(call: Callable[[], object], settings: BenchSettings) -> list[float]:
+    """Seconds per call of ``call`` by ``torch.utils.benchmark.Timer.blocked_autorange`` (it synchronises CUDA and
+    runs with ``settings.threads`` threads): ``settings.warmup`` untimed calls, then blocks of calls for about
+    ``min(max_seconds, iters × one call)`` seconds, at least ``min_iters`` blocks. Returns the per-call time of each
+    block (a slow forward: one call per block)."""
+    from torch.utils.benchmark import Timer
+
+    for _ in range(settings.warmup):
+        call()
+    _sync(settings.device)
+    t = time.perf_counter()
+    call()
+    _sync(settings.device)
+    one = time.perf_counter() - t
+    timer = Timer(stmt="call()", globals={"call": call}, num_threads=settings.threads)
+    budget = max(min(settings.max_seconds, settings.iters * one), 1e-3)
+    times = list(timer.blocked_autorange(min_run_time=budget).times)
+    while len(times) < settings.min_iters:  # a very slow row: blocked_autorange stops after one block
+        times += list(timer.blocked_autorange(min_run_time=one).times)
+    torch.set_num_threads(settings.threads)
+    return times
 
 
 def bench_forward_interleaved(runs: list[Callable[[torch.Tensor], object]], input_size: tuple[int, int],
@@ -424,17 +513,7 @@ def bench_forward_interleaved(runs: list[Callable[[torch.Tensor], object]], inpu
                 times[i].append(time.perf_counter() - t)
             if len(times[0]) >= settings.min_iters and time.perf_counter() - start > settings.max_seconds * len(runs):
                 break
-    rows = []
-    for ts in times:
-        p50 = statistics.median(ts)
-        row = BenchRow("model", "", "", precision, batch, p50_ms=1e3 * p50, p90_ms=1e3 * _percentile(ts, 90),
-                       mean_ms=1e3 * statistics.fmean(ts), throughput=batch / p50, iters=len(ts),
-                       note="timed interleaved with its twin")
-        if macs:
-            row.gmacs = macs / 1e9
-            row.tflops = 2.0 * macs * batch / p50 / 1e12
-        rows.append(row)
-    return rows
+    return [timing_row(ts, precision, batch, macs, note="timed interleaved with its twin") for ts in times]
 
 
 def _fill_util(row: BenchRow, peak_tflops: float | None) -> None:
@@ -777,6 +856,18 @@ def run_benchmark(names: list[str], settings: BenchSettings, images: list[tuple[
     if on_stage:
         on_stage("model-only")
     result.rows += bench_models(names, settings, peers=peers, peak=peak, on_row=on_row, notes=result.notes)
+    reference = dict(env["peak_tflops"])
+    if settings.device.type == "cpu":  # again after the model rows: the best of both (load changes during a run)
+        if on_stage:
+            on_stage("measuring the CPU matmul peak again")
+        for p in reference:
+            reference[p] = max(reference[p], measure_cpu_peak_gflops(n, repeats, PRECISIONS[p]) / 1e3)
+    env["peak_reference_tflops"] = reference
+    env["peak_tflops"], util_notes = fill_utilisation(result.rows, reference)
+    result.notes += util_notes
+    warning = spread_warning([r for r in result.rows if r.section == "model"])
+    if warning:
+        result.warnings.append(warning)
     if images:
         if on_stage:
             on_stage("end-to-end")

@@ -136,6 +136,10 @@ def onnx_detector(weights: Path) -> Path:
     if target.is_file():
         return target
     folder.mkdir(parents=True, exist_ok=True)
+    from kanpose_cli.core.logs import note
+
+    note(f"exporting detector {Path(weights).name} to ONNX once for onnxruntime (a few seconds); later runs reuse the "
+         f"cached file {target}")
     with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as tmp:
         copy = Path(tmp) / Path(weights).name
         shutil.copy(weights, copy)

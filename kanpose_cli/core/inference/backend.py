@@ -46,17 +46,32 @@ def is_onnx_model(model: PoseModel) -> bool:
     return isinstance(model.net, OnnxNet)
 
 
+def is_torchscript_model(model: PoseModel) -> bool:
+    """Whether ``model``'s network is a TorchScript export (``--weights model.torchscript.pt``), run as traced."""
+    from kanpose_cli.core.weights.torchscript import TorchScriptNet
+
+    return isinstance(model.net, TorchScriptNet)
+
+
 def resolve_backend(backend: str, model: PoseModel, device: torch.device, half: bool) -> str:
     """The backend ``backend`` stands for with this model and device: ``"torch"`` or ``"onnxruntime"``.
 
+    A TorchScript export always runs as traced (``torch``).
+
     Raises:
-        UsageError: an unknown name; ``onnxruntime`` with ``--half``; ``torch`` for an ``.onnx`` file.
+        UsageError: an unknown name; ``onnxruntime`` with ``--half`` or a TorchScript file; ``torch`` for an
+            ``.onnx`` file.
     """
     from kanpose_cli.core.weights import RANDOM_LABEL
 
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     onnx_file = is_onnx_model(model)
+    if is_torchscript_model(model):  # a TorchScript export runs as traced, in libtorch
+        if backend == "onnxruntime":
+            raise UsageError(f"{model.weights_label} is a TorchScript file; --backend onnxruntime needs a PyTorch "
+                             f"checkpoint or an .onnx export")
+        return "torch"
     if backend == "auto":
         random = getattr(model, "weights_label", "") == RANDOM_LABEL
         return "onnxruntime" if onnx_file or (device.type == "cpu" and not half and not random) else "torch"
@@ -95,7 +110,8 @@ def to_onnxruntime(model: PoseModel, device: torch.device | str = "cpu") -> Pose
 
     Args:
         model: a PyTorch :class:`PoseModel` (any device; it is moved to CPU fp32 for the export, and should not be
-            used afterwards). device: where onnxruntime runs (``cpu``, or ``cuda`` with onnxruntime-gpu).
+            used afterwards). The first export of trained weights is announced with :func:`~kanpose_cli.core.logs.note`
+            (``exporting … to ONNX once``). device: where onnxruntime runs (``cpu``, or ``cuda`` with onnxruntime-gpu).
 
     Returns:
         A new :class:`PoseModel` whose network is an onnxruntime session, with the torch model's ``weights_label``
@@ -113,6 +129,11 @@ def to_onnxruntime(model: PoseModel, device: torch.device | str = "cpu") -> Pose
             onnx_model = _export_and_load(model, Path(tmp) / f"{model.name}.onnx", device, load_onnx_model)
     else:
         path = onnx_cache_path(model)
+        if not path.is_file():
+            from kanpose_cli.core.logs import note
+
+            note(f"exporting {model.name} ({label}) to ONNX once for onnxruntime (a few seconds); later runs reuse "
+                 f"the cached file {path}")
         onnx_model = _export_and_load(model, path, device, load_onnx_model)
     onnx_model.weights_label = label
     return onnx_model

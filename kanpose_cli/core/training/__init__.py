@@ -18,7 +18,8 @@ is saved as ``<run>/config.json``.
 Run directory ``runs/train/expN``: ``config.json``, ``state/last.pt`` (full training state, written atomically
 every epoch and every ``save_every_steps`` steps; ``torch.load(..., weights_only=True)`` safe: tensors, numbers,
 strings, lists and dicts only), ``weights/{last,best}.safetensors`` (pose checkpoints, best by validation AP, via
-:func:`kanpose_cli.core.weights.save_checkpoint`), ``results.csv`` (one row per epoch) and ``results.png``.
+:func:`kanpose_cli.core.weights.save_checkpoint`), ``results.csv`` (one row per epoch), ``results.png`` and, with
+the optional ``tensorboard`` extra, TensorBoard event files (:mod:`.outputs`).
 
 Resume: the state holds the config, model, optimiser, scheduler step, EMA, grad scaler, RNG states (torch, CUDA,
 numpy, Python), epoch, step and the position inside the epoch. Which persons an epoch draws and their order are a
@@ -39,6 +40,7 @@ from kanpose_cli.core.training.config import (
     apply_overrides,
     apply_values,
     default_seed,
+    finetune_defaults,
     lineage_seeds,
     flatten,
     known_keys,
@@ -49,7 +51,13 @@ from kanpose_cli.core.training.config import (
 )
 from kanpose_cli.core.training.loop import Callback, Trainer
 from kanpose_cli.core.training.optim import LrSchedule, ModelEMA, layer_id, param_groups
-from kanpose_cli.core.training.outputs import plot_results, write_results_csv
+from kanpose_cli.core.training.outputs import (
+    TENSORBOARD_HINT,
+    TensorBoardLog,
+    plot_results,
+    tensorboard_available,
+    write_results_csv,
+)
 from kanpose_cli.core.training.sampler import RatioSampler
 from kanpose_cli.core.training.state import (
     STATE_FORMAT,
@@ -64,7 +72,8 @@ from kanpose_cli.core.training.state import (
 __all__ = [
     "STATE_FORMAT", "Callback", "DataConfig", "EmaConfig", "LrSchedule", "ModelEMA", "OptimConfig", "RatioSampler",
     "SchedConfig", "TrainConfig", "Trainer", "ValConfig", "ValSet", "apply_overrides", "apply_values",
-    "atomic_torch_save", "default_seed", "find_resume_state", "flatten", "get_rng_state", "known_keys", "layer_id",
-    "lineage_seeds", "load_recipe", "load_state", "param_groups", "parse_value", "plot_results", "seed_everything",
-    "set_rng_state", "train_sources", "val_set", "write_results_csv",
+    "atomic_torch_save", "default_seed", "finetune_defaults", "find_resume_state", "flatten", "get_rng_state",
+    "known_keys", "layer_id", "lineage_seeds", "load_recipe", "load_state", "param_groups", "parse_value",
+    "plot_results", "seed_everything", "set_rng_state", "TENSORBOARD_HINT", "TensorBoardLog", "tensorboard_available",
+    "train_sources", "val_set", "write_results_csv",
 ]

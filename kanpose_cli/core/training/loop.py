@@ -20,7 +20,7 @@ from kanpose_cli.core.data.dataset import TopDownDataset, collate
 from kanpose_cli.core.data.training_sets import load_sources
 from kanpose_cli.core.training.config import TrainConfig, lineage_seeds
 from kanpose_cli.core.training.optim import LrSchedule, ModelEMA, param_groups
-from kanpose_cli.core.training.outputs import plot_results, write_results_csv
+from kanpose_cli.core.training.outputs import TensorBoardLog, plot_results, tensorboard_available, write_results_csv
 from kanpose_cli.core.training.sampler import RatioSampler
 from kanpose_cli.core.training.state import (
     STATE_FORMAT,
@@ -131,6 +131,7 @@ class Trainer:
         self.wall_s = 0.0
         self._epoch_loss = (0.0, 0)
         self._last_lr = self.base_lr
+        self.tensorboard: TensorBoardLog | None = None  # opened in fit() on rank 0 when tensorboard is installed
         if state is not None:
             self._restore(state)
 
@@ -243,6 +244,15 @@ class Trainer:
         self._last_lr = lr
         return float(loss.detach())
 
+    def train_mode(self) -> None:
+        """The model in training mode; with ``freeze_bn_stats`` its BatchNorm layers stay in eval mode (running
+        statistics used and kept as loaded, affine weights still trained)."""
+        self.model.train()
+        if self.cfg.freeze_bn_stats:
+            for m in self.model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
     def eval_model(self) -> PoseModel:
         """The model used for validation and export (the EMA copy when EMA is on)."""
         return self.ema.module if self.ema is not None else self.model
@@ -274,13 +284,15 @@ class Trainer:
         if self.is_main:
             self.run_dir = Path(self.run_dir)  # creates a lazy RunDir: the first output is written now
             write_text_atomic(self.run_dir / "config.json", json.dumps(self.cfg.to_dict(), indent=1))
+            if tensorboard_available():
+                self.tensorboard = TensorBoardLog(self.run_dir)
         every = max(1, self.cfg.val.every)
         save_every = self.cfg.save_every_steps
         t_start = time.time() - self.wall_s
         while self.epoch < self.epochs:
             epoch = self.epoch
             loader = self._loader(epoch)
-            self.model.train()
+            self.train_mode()
             self._call("on_epoch_start", epoch, len(loader))
             t0, seen = time.time(), 0
             loss_sum, loss_n = self._epoch_loss
@@ -295,6 +307,8 @@ class Trainer:
                 info = {"epoch": epoch, "iter": self.iter_in_epoch, "iters": self.iters_per_epoch, "step": self.step,
                         "loss": loss, "mean_loss": loss_sum / loss_n, "lr": self._last_lr,
                         "img_per_s": seen / max(1e-9, time.time() - t0)}
+                if self.tensorboard is not None:
+                    self.tensorboard.step(self.step, loss, self._last_lr)
                 if save_every and self.step % save_every == 0 and self.iter_in_epoch < self.iters_per_epoch:
                     self.save_state()
                 self._call("on_step_end", info)
@@ -314,6 +328,8 @@ class Trainer:
             if self.is_main:
                 self._export(metrics)
                 self._write_logs()
+                if self.tensorboard is not None:
+                    self.tensorboard.epoch(row)
                 self.save_state()
             if self.world > 1:
                 dist.barrier()
@@ -323,6 +339,8 @@ class Trainer:
                    "last": str(self.run_dir / "weights" / "last.safetensors"),
                    "best": str(self.run_dir / "weights" / "best.safetensors") if self.best_epoch > 0 else None,
                    "final": self.history[-1] if self.history else {}}
+        if self.tensorboard is not None:
+            self.tensorboard.close()
         self._call("on_train_end", summary)
         return summary
 

@@ -63,7 +63,9 @@ class LrSchedule:
     """Per-iteration lr factor: linear warmup (mmcv ``LinearWarmup``) then MultiStep or cosine.
 
     ``factor(step) = warm(step) · base(step)`` with ``warm = r + (1 − r)·step/warmup_iters`` for
-    ``step < warmup_iters`` (r = ``warmup_ratio``); ``base`` = ``gamma^(#milestones ≤ epoch)`` (multistep, epochs
+    ``step < warmup_iters`` (r = ``warmup_ratio``; ``warmup_iters`` = ``min(sched.warmup_iters,
+    floor(sched.warmup_max_fraction · epochs · iters_per_epoch))``, so a short run reaches its base lr); ``base`` =
+    ``gamma^(#milestones ≤ epoch)`` (multistep, epochs
     0-based, ``epoch = step // iters_per_epoch``) or ``m + (1 − m)·(1 + cos(π·t))/2`` over all iterations
     (cosine, m = ``min_lr_ratio``). With ``scale_with_epochs`` the milestones, written for ``milestones_epochs``
     epochs, are rescaled to ``epochs`` and rounded. The only state is the step counter (kept by the trainer).
@@ -76,9 +78,11 @@ class LrSchedule:
         self.type = sched.type
         self.gamma = float(sched.gamma)
         self.min_ratio = float(sched.min_lr_ratio)
-        self.warmup_iters = int(sched.warmup_iters)
         self.warmup_ratio = float(sched.warmup_ratio)
         self.epochs, self.ipe = int(epochs), max(1, int(iters_per_epoch))
+        self.total_steps = self.epochs * self.ipe
+        cap = int(math.floor(float(sched.warmup_max_fraction) * self.total_steps + 1e-9))
+        self.warmup_iters = max(0, min(int(sched.warmup_iters), cap))
         ms = [float(m) for m in sched.milestones]
         base = sched.milestones_epochs
         if sched.scale_with_epochs and base and base != epochs:

@@ -19,10 +19,15 @@ from kanpose_cli.core.weights.loader import (
     DEFAULT_MODEL,
     RANDOM,
     RANDOM_LABEL,
+    SHIPPED,
     InitReport,
     init_weights,
     load_pose_model,
+    resolve_init,
+    resolve_weights_path,
+    shipped_files,
 )
 
-__all__ = ["DEFAULT_MODEL", "RANDOM", "RANDOM_LABEL", "InitReport", "ModelCard", "init_weights", "load_checkpoint",
-           "load_pose_model", "read_model_card", "save_checkpoint"]
+__all__ = ["DEFAULT_MODEL", "RANDOM", "RANDOM_LABEL", "SHIPPED", "InitReport", "ModelCard", "init_weights",
+           "load_checkpoint", "load_pose_model", "read_model_card", "resolve_init", "resolve_weights_path",
+           "save_checkpoint", "shipped_files"]

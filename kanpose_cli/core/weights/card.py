@@ -33,7 +33,7 @@ class ModelCard:
         kanpose_version: version that wrote the file. provenance: free-form facts about the weights (checkpoints).
         decode: ONNX files only: the graph outputs decoded ``(keypoints, scores)`` instead of raw outputs.
         output_names: ONNX files only: the graph's output names.
-        format: ``safetensors`` or ``onnx``. path: the file it was read from.
+        format: ``safetensors``, ``onnx`` or ``torchscript``. path: the file it was read from.
         meta: the full JSON dict, for fields this record does not name.
     """
 
@@ -106,10 +106,11 @@ def _raw_onnx(path: Path) -> str | None:
 
 
 def read_model_card(path: str | Path) -> ModelCard:
-    """The :class:`ModelCard` of a kanpose ``.safetensors`` checkpoint or exported ``.onnx`` file.
+    """The :class:`ModelCard` of a kanpose ``.safetensors`` checkpoint, exported ``.onnx`` file or exported
+    TorchScript file (``.pt``/``.ts``: the archive's ``extra/kanpose.json``, read from the zip without loading it).
 
     Args:
-        path: the file; its suffix picks the format (``.onnx``, else safetensors).
+        path: the file; its suffix picks the format (``.onnx``; ``.pt``/``.ts`` TorchScript; else safetensors).
 
     Raises:
         WeightsError: missing file, unreadable file, a file without kanpose metadata (a plain safetensors file, an
@@ -118,9 +119,17 @@ def read_model_card(path: str | Path) -> ModelCard:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
-    fmt = "onnx" if path.suffix.lower() == ".onnx" else "safetensors"
-    raw = _raw_onnx(path) if fmt == "onnx" else _raw_safetensors(path)
+    suffix = path.suffix.lower()
+    fmt = "onnx" if suffix == ".onnx" else "torchscript" if suffix in (".pt", ".ts") else "safetensors"
+    if fmt == "torchscript":
+        from kanpose_cli.core.weights.torchscript import torchscript_card_json
+
+        raw = torchscript_card_json(path)
+    else:
+        raw = _raw_onnx(path) if fmt == "onnx" else _raw_safetensors(path)
     if raw is None:
+        if fmt == "torchscript":
+            raise WeightsError(f"{path} has no kanpose metadata (not a TorchScript file written by `kanpose export`)")
         if fmt == "onnx":
             raise WeightsError(f"{path} has no kanpose metadata (export it with `kanpose export`)")
         raise WeightsError(f"{path} is a safetensors file without kanpose metadata (not a kanpose checkpoint)")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ import torch
 
 from kanpose_cli.core.errors import UsageError, WeightsError
 from kanpose_cli.core.models.registry import PoseModel, canonical_model_name, create_model, get_spec, shipped_weights
+from kanpose_cli.core.paths import cache_dir, shipped_weights_dir
 from kanpose_cli.core.weights.card import has_model_card, read_model_card
 from kanpose_cli.core.weights.checkpoint import load_checkpoint, read_state_dict
 from kanpose_cli.core.weights.convert import convert_state_dict, load_foreign_weights, unwrap_checkpoint
@@ -19,6 +21,75 @@ from kanpose_cli.core.weights.hub import HF_SCHEME, fetch_converted, is_hub_weig
 DEFAULT_MODEL = "amfacpose-r18-128x96"
 RANDOM = "random"
 RANDOM_LABEL = "RANDOM WEIGHTS (untrained)"
+SHIPPED = "shipped"
+
+
+def shipped_files() -> list[Path]:
+    """The ``.safetensors`` files shipped with kanpose (:func:`~kanpose_cli.core.paths.shipped_weights_dir`) and
+    those placed in ``<cache>/weights``, sorted by name (the shipped folder first when a name is in both)."""
+    seen, out = set(), []
+    for folder in (shipped_weights_dir(), cache_dir() / "weights"):
+        for f in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+            if f.name not in seen:
+                seen.add(f.name)
+                out.append(f)
+    return out
+
+
+def resolve_weights_path(weights: str, model: str | None = None, what: str = "weights file") -> Path:
+    """The local file meant by a ``--weights`` / ``--init`` value.
+
+    In order: an existing file (``~`` expanded); ``shipped`` (the shipped weights of ``model``, default
+    :data:`DEFAULT_MODEL`); the name of a shipped file, with or without ``.safetensors``
+    (``amfacpose-r18-128x96-coco-lsp``); a registered model name that has shipped weights
+    (``amfacpose-r18-128x96``). Names are matched case-insensitively; a value with a folder in it is only a path.
+
+    Args:
+        weights: the option's value. model: the ``--model`` given, or None. what: how errors name the value
+            (``init weights``).
+
+    Returns:
+        The file's path.
+
+    Raises:
+        WeightsError: nothing matches (one line naming the shipped files), or ``model`` has no shipped weights.
+    """
+    path = Path(weights).expanduser()
+    if path.is_file():
+        return path
+    key = weights.strip()
+    shipped = ", ".join(f.stem for f in shipped_files()) or "none on this machine"
+    if key.lower() == SHIPPED:
+        name = model or DEFAULT_MODEL
+        found = shipped_weights(name)
+        if found is None:
+            raise WeightsError(f"model {name!r} has no shipped weights (shipped: {shipped}); give a file or a "
+                               f"shipped file's name")
+        return found
+    if "/" not in key and os.sep not in key:
+        lower = key.lower()
+        for f in shipped_files():
+            if lower in (f.name.lower(), f.stem.lower()):
+                return f
+        try:
+            found = shipped_weights(key)
+        except UsageError:  # not a model name either
+            found = None
+        if found is not None:
+            return found
+    raise WeightsError(f"{what} not found: {path} (shipped weights, by name or 'shipped': {shipped})")
+
+
+def resolve_init(init: str, model: str | None = None) -> str:
+    """``kanpose train --init`` as saved in the config: hub values unchanged, anything else the absolute path of
+    the file :func:`resolve_weights_path` finds (``shipped``, a shipped file's or a model's name, a path).
+
+    Raises:
+        WeightsError: no such file and no shipped weights of that name.
+    """
+    if is_hub_weights(init):
+        return init
+    return str(resolve_weights_path(init, model, "init weights").resolve())
 
 
 def load_pose_model(model: str | None, weights: str | None, device: torch.device | str = "cpu") -> PoseModel:
@@ -27,10 +98,12 @@ def load_pose_model(model: str | None, weights: str | None, device: torch.device
     Args:
         model: registry name, or None (the checkpoint's model if ``weights`` is a kanpose checkpoint or ONNX file;
             for ``hf://`` the model that lists the repository; else :data:`DEFAULT_MODEL`).
-        weights: None (the model's shipped weights); ``"random"`` (random initialisation, labelled as such);
+        weights: None or ``"shipped"`` (the model's shipped weights; also a shipped file's name, see
+            :func:`resolve_weights_path`); ``"random"`` (random initialisation, labelled as such);
             ``"hub"`` / ``"hub:TAG"`` (the model's published weights, downloaded once into the kanpose cache and
             converted, see :mod:`kanpose_cli.core.weights.hub`); ``"hf://OWNER/REPO[@REV][/FILE]"``; a kanpose
-            ``.safetensors`` checkpoint; an exported ``.onnx`` file (run by onnxruntime); or an official/foreign
+            ``.safetensors`` checkpoint; an exported ``.onnx`` file (run by onnxruntime) or TorchScript file
+            (``kanpose export --format torchscript``, run as traced); or an official/foreign
             checkpoint the model's converter understands (``.pth``, ``.bin``, ``.safetensors``).
         device: ``cpu``, ``cuda`` or ``cuda:N``.
 
@@ -46,7 +119,7 @@ def load_pose_model(model: str | None, weights: str | None, device: torch.device
     """
     if model is not None:
         model = canonical_model_name(model)  # case-insensitive: VitPose-B -> vitpose-b
-    if weights is None:
+    if weights is None or (weights.strip().lower() == SHIPPED and not Path(weights).is_file()):
         name = model or DEFAULT_MODEL
         path = shipped_weights(name)
         if path is None:
@@ -67,13 +140,15 @@ def load_pose_model(model: str | None, weights: str | None, device: torch.device
         m = load_checkpoint(fetch_converted(name, ref), expected_model=name, device=device)
         m.weights_label = ref.uri
         return m
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}")
+    path = resolve_weights_path(weights, model)
     if path.suffix.lower() == ".onnx":  # exported model run by onnxruntime (kanpose export)
         from kanpose_cli.core.weights.onnx import load_onnx_model
 
         return load_onnx_model(path, expected_model=model, device=device)
+    from kanpose_cli.core.weights.torchscript import is_kanpose_torchscript, load_torchscript_model
+
+    if is_kanpose_torchscript(path):  # kanpose export --format torchscript: card inside, no --model needed
+        return load_torchscript_model(path, expected_model=model, device=device)
     if path.suffix.lower() == ".safetensors" and has_model_card(path):
         return load_checkpoint(path, expected_model=model, device=device)
     return _load_foreign(model, path, device)
@@ -182,7 +257,8 @@ def init_weights(model: PoseModel, weights: str, dataset: int | str = 0) -> Init
     Args:
         model: the model to initialise (random weights).
         weights: a local checkpoint (kanpose ``.safetensors``, official/Hugging Face ``.pth``/``.bin``/
-            ``.safetensors``), ``hub``/``hub:TAG`` (the model's published weights, or those of its ``init_from``
+            ``.safetensors``), ``shipped`` or a shipped file's name (:func:`resolve_weights_path`),
+            ``hub``/``hub:TAG`` (the model's published weights, or those of its ``init_from``
             model: ``vitpose-s`` for KAN-FPN) or ``hf://...``.
         dataset: ViTPose+ dataset whose expert is merged (0 = COCO, the only one accepted).
 
@@ -205,9 +281,7 @@ def init_weights(model: PoseModel, weights: str, dataset: int | str = 0) -> Init
             source_model, ref = resolve_hub_weights(source_model, weights)
         path, label = fetch_converted(source_model, ref), ref.uri
     else:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise WeightsError(f"init weights not found: {path}")
+        path = resolve_weights_path(weights, spec.name, "init weights")
         label = path.name
     if path.suffix.lower() == ".onnx":
         raise UsageError(f"--init needs a checkpoint (.safetensors, .pth, .bin), not an ONNX file: {path.name}")
