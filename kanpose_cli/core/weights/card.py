@@ -11,6 +11,7 @@ come from) or the I/O contract of an export (``decode``, ``output_names``, ``wei
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,8 +123,6 @@ def read_model_card(path: str | Path) -> ModelCard:
     suffix = path.suffix.lower()
     fmt = "onnx" if suffix == ".onnx" else "torchscript" if suffix in (".pt", ".ts") else "safetensors"
     if fmt == "torchscript":
-        from kanpose_cli.core.weights.torchscript import torchscript_card_json
-
         raw = torchscript_card_json(path)
     else:
         raw = _raw_onnx(path) if fmt == "onnx" else _raw_safetensors(path)
@@ -157,3 +156,21 @@ def has_model_card(path: str | Path) -> bool:
     except WeightsError:
         return False
     return True
+
+
+TORCHSCRIPT_EXTRA_FILE = f"{META_KEY}.json"  # the extra file name kanpose export passes to torch.jit.save
+
+
+def torchscript_card_json(path: str | Path) -> str | None:
+    """The ``kanpose.json`` extra file of a TorchScript archive as text, or None when ``path`` is not a zip archive
+    or has no such file (a plain ``torch.save`` checkpoint, another program's TorchScript). Never raises for a
+    readable file; nothing in the archive is deserialised."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            for name in z.namelist():
+                parts = name.split("/")
+                if len(parts) >= 3 and parts[-2] == "extra" and parts[-1] == TORCHSCRIPT_EXTRA_FILE:
+                    return z.read(name).decode("utf-8")
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError):
+        return None
+    return None

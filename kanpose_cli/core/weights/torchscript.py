@@ -13,7 +13,6 @@ TorchScript code (not Python): load only files you trust, as with any exported m
 from __future__ import annotations
 
 import warnings
-import zipfile
 from pathlib import Path
 
 import torch
@@ -21,26 +20,8 @@ import torch.nn as nn
 
 from kanpose_cli.core.errors import DeviceError, UsageError, WeightsError
 from kanpose_cli.core.models.registry import PoseModel
-from kanpose_cli.core.weights.card import META_KEY, ModelCard, read_model_card
+from kanpose_cli.core.weights.card import ModelCard, read_model_card, torchscript_card_json
 from kanpose_cli.core.weights.checkpoint import model_from_card
-
-EXTRA_FILE = f"{META_KEY}.json"  # the extra file name passed to torch.jit.save
-
-
-def torchscript_card_json(path: str | Path) -> str | None:
-    """The ``kanpose.json`` extra file of a TorchScript archive as text, or None when ``path`` is not a zip archive
-    or has no such file (a plain ``torch.save`` checkpoint, another program's TorchScript). Never raises for a
-    readable file; nothing in the archive is deserialised."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            for name in z.namelist():
-                parts = name.split("/")
-                if len(parts) >= 3 and parts[-2] == "extra" and parts[-1] == EXTRA_FILE:
-                    return z.read(name).decode("utf-8")
-    except (zipfile.BadZipFile, OSError, UnicodeDecodeError):
-        return None
-    return None
-
 
 def is_kanpose_torchscript(path: str | Path) -> bool:
     """True for a TorchScript file written by ``kanpose export`` (a zip archive with ``extra/kanpose.json``)."""
