@@ -8,7 +8,7 @@ Components are the command layer ``cli`` and each subpackage or top-level module
 
     cli -> tasks / training / benchmark -> evaluation -> inference -> export
         -> models / weights / data / detect / track -> codecs / keypoints / results
-        (+ the bottom modules errors, paths, io, registry, device, parallel, logs, draw)
+        (+ the bottom modules errors, paths, io, registry, device, parallel, logs, draw, protocol)
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ TASK_LAYERS = [
 ]
 # The packages below every task package (they may import none of them).
 BELOW_TASKS = ("models", "weights", "data", "detect", "track", "codecs", "keypoints", "results", "errors", "paths",
-               "io", "registry", "device", "parallel", "logs", "draw", "recipes")
+               "io", "registry", "device", "parallel", "logs", "draw", "recipes", "protocol")
 
 
 def _task_rules() -> list[tuple[str, str, str]]:
@@ -55,6 +55,7 @@ RULES = _task_rules() + [
     ("kanpose_cli.core.keypoints", "kanpose_cli.core", "keypoint metadata is the bottom: no kanpose imports"),
     ("kanpose_cli.core.paths", "kanpose_cli.core", "paths is the bottom: no kanpose imports"),
     ("kanpose_cli.core.errors", "kanpose_cli.core", "errors is the bottom: no kanpose imports"),
+    ("kanpose_cli.core.protocol", "kanpose_cli.core", "the protocol constants are the bottom: no kanpose imports"),
     ("kanpose_cli.core.models", "kanpose_cli.core.weights",
      "models declare published weights as data; reading, converting and downloading files is the weights package's "
      "job, which sits above models"),
