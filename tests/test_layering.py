@@ -8,7 +8,7 @@ Components are the command layer ``cli`` and each subpackage or top-level module
 
     cli -> tasks / training / benchmark -> evaluation -> inference -> export
         -> models / weights / data / detect / track -> codecs / keypoints / results
-        (+ the bottom modules errors, paths, io, registry, device, parallel, logs, draw)
+        (+ the bottom modules errors, paths, io, registry, device, parallel, logs, draw, protocol, config_io)
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ TASK_LAYERS = [
 ]
 # The packages below every task package (they may import none of them).
 BELOW_TASKS = ("models", "weights", "data", "detect", "track", "codecs", "keypoints", "results", "errors", "paths",
-               "io", "registry", "device", "parallel", "logs", "draw", "recipes", "text")
+               "io", "registry", "device", "parallel", "logs", "draw", "recipes", "text", "protocol", "config_io")
 
 
 def _task_rules() -> list[tuple[str, str, str]]:
@@ -56,6 +56,7 @@ RULES = _task_rules() + [
     ("kanpose_cli.core.paths", "kanpose_cli.core", "paths is the bottom: no kanpose imports"),
     ("kanpose_cli.core.errors", "kanpose_cli.core", "errors is the bottom: no kanpose imports"),
     ("kanpose_cli.core.text", "kanpose_cli.core", "message wording (plurals, AP) is the bottom: no kanpose imports"),
+    ("kanpose_cli.core.protocol", "kanpose_cli.core", "the protocol constants are the bottom: no kanpose imports"),
     ("kanpose_cli.core.models", "kanpose_cli.core.weights",
      "models declare published weights as data; reading, converting and downloading files is the weights package's "
      "job, which sits above models"),
@@ -80,6 +81,9 @@ ONLY = [
     ("kanpose_cli.core.registry", {"kanpose_cli.core.errors"},
      "the generic registry (models, codecs, losses, converters) sits at the bottom, next to errors"),
     ("kanpose_cli.core.draw", set(), "drawing reads results by duck typing, so results.plot() can use it"),
+    ("kanpose_cli.core.config_io", {"kanpose_cli.core.errors", "kanpose_cli.core.registry"},
+     "the dict -> dataclass loader (training config, model configs) sits at the bottom, next to errors and the "
+     "registry's name suggestions"),
 ]
 
 

@@ -134,6 +134,89 @@ def _print_analysis(report: dict) -> None:
     print_table(per_kpt)
 
 
+# ------------------------------------------------------------------- option checks and the settings rows (CLI glue)
+def _resolve_data(data: Path | None, split: str, ann: Path | None, images: Path | None,
+                  need_images: bool) -> tuple[Path, Path | None]:
+    """``--data DIR`` (standard COCO layout) or ``--ann FILE --images DIR`` -> ``(annotation file, images folder)``.
+
+    Raises:
+        UsageError: both or neither given, a missing folder or file, no images folder when one is needed.
+    """
+    from kanpose_cli.core.data.coco import standard_layout
+    from kanpose_cli.core.errors import UsageError
+
+    if data is not None and (ann is not None or images is not None):
+        raise UsageError("give either --data DIR or --ann FILE --images DIR, not both")
+    if data is not None:
+        if not Path(data).expanduser().is_dir():
+            raise UsageError(f"--data: folder not found: {data}")
+        ann, images = standard_layout(data, split)
+        if not ann.is_file():
+            raise UsageError(f"--data: {ann} not found (expected DIR/annotations/person_keypoints_{split}.json)")
+    elif ann is None:
+        raise UsageError("say which dataset: --data DIR (COCO layout) or --ann FILE --images DIR")
+    elif not Path(ann).expanduser().is_file():
+        raise UsageError(f"--ann: annotation file not found: {ann}")
+    if need_images:
+        if images is None:
+            raise UsageError("--images DIR is needed with --ann (unless only scoring --results)")
+        if not Path(images).expanduser().is_dir():
+            raise UsageError(f"images folder not found: {images}")
+    return Path(ann).expanduser(), Path(images).expanduser() if images is not None else None
+
+
+def _select_images(ann_file: Path, image_ids: str | None, max_images: int | None):
+    """Load the annotations and pick the images of ``--image-ids`` (comma list) and ``--max-images``.
+
+    Returns:
+        ``(CocoKeypointData, ids)``; ``ids`` None means every image of the file.
+
+    Raises:
+        UsageError: ids that are not integers. InputError: unreadable annotation file, ids not in it.
+    """
+    from kanpose_cli.core.data.coco import CocoKeypointData
+    from kanpose_cli.core.errors import UsageError
+
+    ids = None
+    if image_ids is not None:
+        try:
+            ids = [int(t) for t in image_ids.replace(" ", "").split(",") if t]
+        except ValueError:
+            raise UsageError(f"--image-ids: expected comma-separated integers, got {image_ids!r}") from None
+    dataset = CocoKeypointData(ann_file)
+    if ids is not None or max_images is not None:
+        return dataset, dataset.select(ids, max_images)
+    return dataset, None
+
+
+def _load_results_option(results: Path, model, weights, boxes) -> list[dict]:
+    """``--results FILE`` (score an existing file): checked before anything runs.
+
+    Raises:
+        UsageError: combined with a model, weights or boxes; file missing. InputError: not COCO keypoint results.
+    """
+    from kanpose_cli.core.errors import UsageError
+    from kanpose_cli.core.evaluation.coco_metric import load_results
+
+    if model is not None or weights is not None or boxes is not None:
+        raise UsageError("--results scores an existing file: leave out --model, --weights and --boxes")
+    path = Path(results).expanduser()
+    if not path.is_file():
+        raise UsageError(f"--results: file not found: {results}")
+    return load_results(path)
+
+
+def _settings_rows(estimator, ann_file, n_images: int) -> dict:
+    """The settings rows printed before the run (model, weights, boxes, flip, input, device, backend, data)."""
+    from kanpose_cli.core.evaluation.evaluator import estimator_settings
+
+    s = estimator_settings(estimator)
+    size = "640 (letterbox)" if estimator.yolo is not None else "×".join(map(str, s["input_size"]))
+    flip = "n/a (one-stage model)" if estimator.yolo is not None else ("on" if s["flip"] else "off")
+    return {"model": s["model"], "weights": s["weights"], "boxes": s["boxes"], "flip": flip, "input size": size,
+            "device": s["device"], "backend": estimator.backend, "data": f"{ann_file} ({plural(n_images, 'image')})"}
+
+
 @handle_errors
 def coco(
     data: Annotated[Optional[Path], typer.Option(
@@ -185,13 +268,13 @@ def coco(
     from kanpose_cli.core.evaluation import evaluator  # lazy: keep `--help` fast
     from kanpose_cli.core.io import check_writable, next_run_dir
 
-    ann_file, images_dir = evaluator.resolve_data(data, split, ann, images, need_images=results is None)
+    ann_file, images_dir = _resolve_data(data, split, ann, images, need_images=results is None)
     check_writable(save_dir, "--save-dir")  # before any model runs (exit 3)
-    dataset, ids = evaluator.select_images(ann_file, image_ids, max_images)  # fails before anything is printed
+    dataset, ids = _select_images(ann_file, image_ids, max_images)  # fails before anything is printed
     n_images = len(ids) if ids is not None else len(dataset.image_ids)
 
     if results is not None:
-        dets = evaluator.load_results_option(results, model, weights, boxes)
+        dets = _load_results_option(results, model, weights, boxes)
         _print_settings({"mode": "score existing results", "results": results, "annotations": ann_file,
                          "images": "all" if ids is None else len(ids)})
         run_dir = next_run_dir(save_dir)
@@ -208,7 +291,7 @@ def coco(
         console.print("[yellow]warning:[/] random weights: the AP is meaningless (for tests only)")
     run_dir = next_run_dir(save_dir)
     results_file = run_dir / "results.json"
-    _print_settings(evaluator.describe(est, ann_file, n_images))
+    _print_settings(_settings_rows(est, ann_file, n_images))
     with make_progress() as progress:
         task = progress.add_task("eval", total=n_images, info="")
 

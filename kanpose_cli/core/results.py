@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kanpose_cli.core.keypoints import COCO17, KeypointSet
+from kanpose_cli.core.protocol import RESCORE_KPT_THR
 
 
 @dataclass
@@ -125,12 +126,13 @@ class PoseResult:
 
     def to_coco(self, image_id: int) -> list[dict]:
         """COCO keypoint-results entries (``keypoints`` flat ``x, y, score`` × K; ``score`` = box score × mean
-        keypoint score above 0.2, the mmpose ``bbox_keypoint`` rescoring)."""
+        keypoint score above :data:`~kanpose_cli.core.protocol.RESCORE_KPT_THR` (0.2), the mmpose ``bbox_keypoint``
+        rescoring)."""
         out = []
         for i in range(len(self)):
             flat = np.concatenate([self.keypoints[i], self.keypoint_scores[i, :, None]], axis=1).reshape(-1)
             s = self.keypoint_scores[i]
-            kpt_score = float(s[s > 0.2].mean()) if (s > 0.2).any() else 0.0
+            kpt_score = float(s[s > RESCORE_KPT_THR].mean()) if (s > RESCORE_KPT_THR).any() else 0.0
             out.append({"image_id": int(image_id), "category_id": 1,
                         "keypoints": [round(float(v), 3) for v in flat],
                         "score": round(float(self.box_scores[i]) * kpt_score, 6)})

@@ -49,18 +49,6 @@ class AugmentConfig:
     rotate_prob: float = 0.6
     rotate_factor: float = 80.0
 
-    @classmethod
-    def from_dict(cls, values: dict | None) -> "AugmentConfig":
-        """Build from a recipe's ``aug`` section; unknown keys raise ``KeyError`` naming them."""
-        values = dict(values or {})
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise KeyError(f"unknown augmentation key(s): {', '.join(unknown)}")
-        if "scale_range" in values:
-            values["scale_range"] = tuple(values["scale_range"])
-        return cls(**values)
-
     def to_dict(self) -> dict:
         d = asdict(self)
         d["scale_range"] = list(self.scale_range)

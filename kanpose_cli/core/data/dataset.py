@@ -24,6 +24,7 @@ from kanpose_cli.core.data.augment import AugmentConfig, augment_instance
 from kanpose_cli.core.data.instances import Instance
 from kanpose_cli.core.data.transforms import box_to_center_size, get_warp_matrix, transform_points, warp_image
 from kanpose_cli.core.errors import InputError
+from kanpose_cli.core.protocol import BOX_PADDING
 
 
 class TopDownDataset(Dataset):
@@ -34,11 +35,11 @@ class TopDownDataset(Dataset):
         model: the :class:`~kanpose_cli.core.models.registry.PoseModel` (input size, codec, keypoint set, UDP flag).
         augment: :class:`AugmentConfig`, or None for no augmentation (plain 1.25-padded box crop).
         seed: base seed; sample ``i`` of epoch ``e`` uses ``numpy.random.default_rng([seed, e, i])``.
-        padding: box → ROI enlargement (1.25).
+        padding: box → ROI enlargement (:data:`~kanpose_cli.core.protocol.BOX_PADDING`, 1.25).
     """
 
     def __init__(self, instances: list[Instance], model, augment: AugmentConfig | None = None, seed: int = 0,
-                 padding: float = 1.25):
+                 padding: float = BOX_PADDING):
         if not instances:
             raise InputError("the training set is empty (no non-crowd person with labelled keypoints)")
         self.instances = instances

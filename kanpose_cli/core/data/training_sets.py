@@ -60,14 +60,6 @@ class DataSource:
             raise UsageError(f"sampling ratio of {self.ann} must be a positive number, got {self.ratio!r}")
         object.__setattr__(self, "ratio", float(self.ratio))
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "DataSource":
-        """From ``{"ann", "images", "format"?, "ratio"?}`` (the config's ``data.train`` entries)."""
-        try:
-            return cls(str(d["ann"]), str(d["images"]), str(d.get("format") or ""), d.get("ratio", 1.0))
-        except (KeyError, TypeError) as exc:
-            raise UsageError(f"training-set entry {d!r} needs 'ann' and 'images' ({exc!r})") from None
-
     def to_dict(self) -> dict:
         return asdict(self)
 

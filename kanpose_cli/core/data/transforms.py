@@ -17,15 +17,18 @@ import math
 import cv2
 import numpy as np
 
+from kanpose_cli.core.protocol import BOX_PADDING
+
 
 def box_to_center_size(box_xyxy: np.ndarray, aspect_ratio: float,
-                       padding: float = 1.25) -> tuple[np.ndarray, np.ndarray]:
+                       padding: float = BOX_PADDING) -> tuple[np.ndarray, np.ndarray]:
     """Convert person boxes into crop centres and ROI sizes.
 
     Args:
         box_xyxy: (..., 4) boxes ``x1, y1, x2, y2`` in original-image pixels.
         aspect_ratio: model input width / height (0.75 for 256×192 and 384×288, 1.0 for 256×256).
-        padding: ROI enlargement factor (1.25 in ViTPose/mmpose/SimCC at test and train time).
+        padding: ROI enlargement factor (:data:`~kanpose_cli.core.protocol.BOX_PADDING`, 1.25, in
+            ViTPose/mmpose/SimCC at test and train time).
 
     Returns:
         ``(center, size)``, each (..., 2) float64: centre ``(cx, cy)`` and ROI ``(w_roi, h_roi)`` in
@@ -131,13 +134,13 @@ def crop_to_image(points_crop: np.ndarray, center: np.ndarray, roi_size: np.ndar
 
 
 def make_crops(image_bgr: np.ndarray, boxes: np.ndarray, input_size: tuple[int, int], udp: bool,
-               padding: float = 1.25) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               padding: float = BOX_PADDING) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Warp every person box into a model-input crop (the crops of the top-down pipeline,
     :class:`~kanpose_cli.core.inference.pipeline.TopDownPipeline`, and of the export parity check).
 
     Args:
         image_bgr: (H_img, W_img, 3) uint8. boxes: (N, 4) xyxy original-image pixels.
-        input_size: model input ``(H, W)``. udp: UDP affine (spec §1.3). padding: box enlargement (1.25).
+        input_size: model input ``(H, W)``. udp: UDP affine (spec §1.3). padding: box enlargement (:data:`~kanpose_cli.core.protocol.BOX_PADDING`).
 
     Returns:
         ``(crops (N, H, W, 3) uint8 RGB, centers (N, 2), roi_sizes (N, 2))``, the last two in original-image pixels.

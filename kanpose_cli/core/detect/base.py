@@ -6,19 +6,10 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from kanpose_cli.core.errors import InputError
-
-
-class PersonDetector(Protocol):
-    """Callable returning ``(boxes (N, 4) float32 xyxy original-image pixels, scores (N,) float32 in [0, 1])``."""
-
-    name: str
-
-    def __call__(self, image_bgr: np.ndarray, path: str = "") -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class WholeImageDetector:

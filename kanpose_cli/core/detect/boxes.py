@@ -29,8 +29,6 @@ from kanpose_cli.core.detect.base import BoxFileDetector, WholeImageDetector, im
 from kanpose_cli.core.detect.yolo import DEFAULT_DETECTOR  # yolo.py imports ultralytics only when a model is built
 from kanpose_cli.core.errors import InputError, UsageError
 
-BOX_KINDS = ("detector", "none", "gt", "file")
-
 Boxes = tuple[np.ndarray, np.ndarray]
 
 

@@ -7,7 +7,7 @@ only adds the diagnosis.
 **Keypoint similarity.** For one predicted keypoint and one ground-truth keypoint at distance ``d`` (pixels of the
 original image), ``ks = exp(-d² / (2 · s² · k²))`` with ``s² = area`` of the ground-truth person (its COCO ``area``,
 pixels²) and ``k = 2σ`` (σ: the keypoint's COCO OKS sigma). OKS is the mean of ``ks`` over the labelled keypoints
-(``v > 0``); this is exactly pycocotools' ``computeOks``.
+(``v > 0``); this is pycocotools' ``computeOks``, defined once in :mod:`~kanpose_cli.core.evaluation.oks`.
 
 **Matching.** Each image is evaluated by pycocotools ``COCOeval(iouType="keypoints")`` at OKS 0.1 (the paper's
 localisation threshold, :data:`MATCH_OKS`): detections sorted by score, each takes the free ground-truth person with
@@ -57,14 +57,13 @@ areas 32²–96² and > 96² pixels²), in [0, 1], or -1 where the ground truth 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from kanpose_cli.core.data.coco import quiet_coco
 from kanpose_cli.core.errors import InputError
@@ -73,47 +72,13 @@ from kanpose_cli.core.evaluation.analysis_types import (AP_OKS, CLASSES, GOOD, G
                                                        METHOD, MISS, PR_OKS, PROXIMITY_KS, SCORING_OKS, SIZES, STEPS,
                                                        SWAP, UNLABELLED, Analysis, MatchDiagnosis)
 from kanpose_cli.core.evaluation.analysis_types import STEP_LABELS as STEP_LABELS  # re-exported: analysis.STEP_LABELS
+from kanpose_cli.core.evaluation.coco_metric import check_results, coco_eval, load_results
+from kanpose_cli.core.evaluation.oks import keypoint_similarity, oks_matrix
 from kanpose_cli.core.io import RunDir, next_run_dir, write_json_atomic
 from kanpose_cli.core.keypoints import COCO17, KeypointSet
 
 
 # ------------------------------------------------------------------------------------------------ similarities
-def keypoint_similarity(pred_xy: np.ndarray, gt_xy: np.ndarray, area, sigmas: np.ndarray) -> np.ndarray:
-    """Per-keypoint OKS term ``ks = exp(-d² / (2 · area · (2σ)²))`` (pycocotools ``computeOks`` before the mean).
-
-    Args:
-        pred_xy: (..., K, 2) predicted keypoints, pixels of the original image, x before y.
-        gt_xy: (..., K, 2) ground-truth keypoints (broadcast against ``pred_xy``).
-        area: ground-truth person area(s) in pixels², scalar or broadcastable to (..., K) (e.g. (G, 1)).
-        sigmas: (K,) COCO OKS sigmas.
-
-    Returns:
-        (..., K) similarities in (0, 1]; 1 for an exact hit.
-    """
-    d2 = np.sum((np.asarray(pred_xy, float) - np.asarray(gt_xy, float)) ** 2, axis=-1)
-    return np.exp(-d2 / (2.0 * np.asarray(sigmas, float)) ** 2 / (np.asarray(area, float) + np.spacing(1)) / 2.0)
-
-
-def oks_matrix(pred_xy: np.ndarray, gt_xy: np.ndarray, gt_vis: np.ndarray, gt_areas: np.ndarray,
-               sigmas: np.ndarray) -> np.ndarray:
-    """OKS of every prediction with every ground-truth person that has labelled keypoints.
-
-    Args:
-        pred_xy: (D, K, 2) predictions (pixels, x before y). gt_xy: (G, K, 2). gt_vis: (G, K) COCO visibility
-            (> 0: labelled). gt_areas: (G,) pixels². sigmas: (K,).
-
-    Returns:
-        (D, G) OKS in [0, 1] (mean ks over the person's labelled keypoints; 0 for a person with none).
-    """
-    D, G = len(pred_xy), len(gt_xy)
-    if D == 0 or G == 0:
-        return np.zeros((D, G))
-    ks = keypoint_similarity(pred_xy[:, None], gt_xy[None], gt_areas[None, :, None], sigmas)  # (D, G, K)
-    lab = (gt_vis > 0)[None]
-    n = np.maximum(lab.sum(-1), 1)
-    return (ks * lab).sum(-1) / n
-
-
 def classify_keypoints(pred_xy: np.ndarray, gt_xy: np.ndarray, gt_vis: np.ndarray, gt_areas: np.ndarray,
                        own: int, sigmas: np.ndarray, flip_index) -> tuple[np.ndarray, np.ndarray]:
     """Class of each keypoint of one prediction matched to ground-truth person ``own`` (module docstring).
@@ -152,48 +117,20 @@ def classify_keypoints(pred_xy: np.ndarray, gt_xy: np.ndarray, gt_vis: np.ndarra
 
 
 def max_weight_assignment(weight: np.ndarray) -> list[tuple[int, int]]:
-    """One-to-one assignment of rows to columns with the largest total weight (Hungarian / Kuhn–Munkres).
+    """One-to-one assignment of rows to columns with the largest total weight (Hungarian / Kuhn–Munkres,
+    :func:`scipy.optimize.linear_sum_assignment` with ``maximize=True``).
 
     Args:
         weight: (R, C) finite weights (here OKS of detections × ground-truth persons).
 
     Returns:
-        ``min(R, C)`` pairs ``(row, col)``, sorted by row.
+        ``min(R, C)`` pairs ``(row, col)``, sorted by row (zero-weight pairs included, as coco-analyze).
     """
     w = np.asarray(weight, dtype=float)
-    transposed = w.shape[0] > w.shape[1]
-    cost = -(w.T if transposed else w)
-    n, m = cost.shape
-    if n == 0 or m == 0:
+    if w.size == 0:
         return []
-    u, v = np.zeros(n + 1), np.zeros(m + 1)
-    p, way = np.zeros(m + 1, dtype=int), np.zeros(m + 1, dtype=int)  # p[j]: row (1-based) on column j
-    for i in range(1, n + 1):
-        p[0], j0 = i, 0
-        minv, used = np.full(m + 1, np.inf), np.zeros(m + 1, dtype=bool)
-        while True:
-            used[j0] = True
-            i0 = p[j0]
-            free = ~used[1:]
-            cur = cost[i0 - 1] - u[i0] - v[1:]
-            better = free & (cur < minv[1:])
-            minv[1:][better], way[1:][better] = cur[better], j0
-            j1 = int(np.argmin(np.where(free, minv[1:], np.inf))) + 1
-            delta = minv[j1]
-            u[p[used]] += delta
-            v[used] -= delta
-            minv[~used] -= delta
-            j0 = j1
-            if p[j0] == 0:
-                break
-        while j0:
-            j1 = way[j0]
-            p[j0] = p[j1]
-            j0 = j1
-    pairs = [(int(p[j]) - 1, j - 1) for j in range(1, m + 1) if p[j]]
-    if transposed:
-        pairs = [(c, r) for r, c in pairs]
-    return sorted(pairs)
+    rows, cols = linear_sum_assignment(w, maximize=True)
+    return [(int(r), int(c)) for r, c in zip(rows, cols)]
 
 
 @dataclass
@@ -217,19 +154,9 @@ def _image_gt(coco_gt, image_id: int, K: int) -> _ImageGt:
                     np.array([float(a["area"]) for a in anns]))
 
 
-def _cocoeval(coco_gt, dets: list[dict], image_ids: list[int]):
-    """pycocotools COCOeval (keypoints) at OKS 0.1 and .50:.95, evaluated and accumulated, prints captured."""
-    from pycocotools.cocoeval import COCOeval
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        ev = COCOeval(coco_gt, coco_gt.loadRes([dict(d) for d in dets]) if dets else None, "keypoints")
-        ev.params.imgIds = list(image_ids)
-        ev.params.iouThrs = np.array((MATCH_OKS, *AP_OKS))
-        if not dets:
-            return ev
-        ev.evaluate()
-        ev.accumulate()
-    return ev
+def _cocoeval(coco_gt, dets: list[dict], image_ids: list[int], keypoint_set: KeypointSet):
+    """COCOeval (keypoints) at OKS 0.1 and .50:.95 (:func:`~kanpose_cli.core.evaluation.coco_metric.coco_eval`)."""
+    return coco_eval(coco_gt, dets, image_ids, keypoint_set, oks_thresholds=(MATCH_OKS, *AP_OKS))[0]
 
 
 def _mean_precision(p: np.ndarray) -> float:
@@ -261,18 +188,6 @@ def _pr_curves(ev, dets: list[dict]) -> dict:
     return {f"{t:.2f}": [round(float(v), 4) for v in prec[thr.index(t), :, 0, 0, 0]] for t in PR_OKS}
 
 
-def _check_results(coco_gt, dets: list[dict], K: int) -> None:
-    known = set(coco_gt.getImgIds())
-    unknown = sorted({int(d["image_id"]) for d in dets} - known)
-    if unknown:
-        raise InputError(f"results refer to {len(unknown)} image id(s) not in the annotation file "
-                         f"(e.g. {', '.join(map(str, unknown[:3]))})")
-    bad = next((d for d in dets if len(d["keypoints"]) != 3 * K), None)
-    if bad is not None:
-        raise InputError(f"results have {len(bad['keypoints']) // 3} keypoints per instance; the error analysis "
-                         f"needs the {K} COCO keypoints")
-
-
 def _size_of(area: float) -> str:
     return "small" if area < MEDIUM_AREA else "medium" if area <= LARGE_AREA else "large"
 
@@ -286,7 +201,8 @@ def analyze(ann, results, image_ids: list[int] | None = None, keypoint_set: Keyp
         results: COCO keypoint results (list of dicts or a JSON path): ``image_id``, ``category_id``, ``keypoints``
             flat ``x, y, score`` × 17 in pixels of the original image, ``score`` in [0, 1].
         image_ids: evaluate only these images (default: every image of the annotation file), as
-            :func:`~kanpose_cli.core.evaluation.evaluator.score_results`, so the ``original`` AP equals the reported AP.
+            :func:`~kanpose_cli.core.evaluation.coco_metric.score_results`, so the ``original`` AP equals the reported
+            AP.
         keypoint_set: names and left/right mirror of the 17 keypoints (COCO-17).
 
     Returns:
@@ -303,14 +219,12 @@ def analyze(ann, results, image_ids: list[int] | None = None, keypoint_set: Keyp
         InputError: unreadable annotation or results, results for images not in the annotation file, keypoint
             count other than 17, or no results at all.
     """
-    from kanpose_cli.core.evaluation.evaluator import load_results
-
     coco_gt = ann if hasattr(ann, "loadRes") else quiet_coco(ann)
     dets = load_results(results)
     K = keypoint_set.num_keypoints
     if not dets:
         raise InputError("nothing to analyse: the results hold no detections")
-    _check_results(coco_gt, dets, K)
+    check_results(coco_gt, dets, keypoint_set)  # image ids, keypoint count (again in each COCOeval: cheap)
     ids = sorted(int(i) for i in coco_gt.getImgIds()) if image_ids is None else sorted(int(i) for i in image_ids)
     id_set = set(ids)
     kp = np.array([d["keypoints"] for d in dets], dtype=float).reshape(len(dets), K, 3)
@@ -320,10 +234,8 @@ def analyze(ann, results, image_ids: list[int] | None = None, keypoint_set: Keyp
         if int(d["image_id"]) in id_set:
             by_image.setdefault(int(d["image_id"]), []).append(n)
 
-    ev = _cocoeval(coco_gt, dets, ids)
-    sigmas = np.asarray(ev.params.kpt_oks_sigmas, dtype=float)
-    if len(sigmas) != K:
-        raise InputError(f"pycocotools has {len(sigmas)} OKS sigmas; the analysis needs {K}")
+    ev = _cocoeval(coco_gt, dets, ids, keypoint_set)
+    sigmas = keypoint_set.sigmas_array()
     cat0, area0 = ev.params.catIds[0], ev.params.areaRng[0]
 
     matches: list[MatchDiagnosis] = []
@@ -413,7 +325,7 @@ def analyze(ann, results, image_ids: list[int] | None = None, keypoint_set: Keyp
                       "keypoints": fixed[n].reshape(-1).tolist(), "score": float(new_scores[n])}
                      for n in range(len(dets)) if n not in drop]
         gt_used = coco_without_fn if "false_negative" in fix else coco_gt
-        return _cocoeval(gt_used, step_dets, ids), step_dets
+        return _cocoeval(gt_used, step_dets, ids, keypoint_set), step_dets
 
     steps, alone, curves = [], [], {f"{t:.2f}": {} for t in PR_OKS}
     for n_step, step in enumerate(STEPS):

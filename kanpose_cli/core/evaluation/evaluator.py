@@ -12,8 +12,12 @@ Protocol (spec §1.5; reference: ViTPose ``TopDownCocoDataset.evaluate`` and mmp
    (:meth:`PoseResult.to_coco`).
 4. OKS-NMS per image at OKS 0.9 with the COCO sigmas and "area" = padded crop area ``w_roi · h_roi`` pixels²
    (:mod:`kanpose_cli.core.evaluation.oks_nms`).
-5. pycocotools ``COCOeval(iouType='keypoints')`` (never our own AP): AP, AP50, AP75, APM, APL, AR, AR50, AR75,
-   ARM, ARL in [0, 1] (-1 where the annotation file has no instance of that area range).
+5. pycocotools ``COCOeval(iouType='keypoints')`` (never our own AP; :mod:`kanpose_cli.core.evaluation.coco_metric`):
+   AP, AP50, AP75, APM, APL, AR, AR50, AR75, ARM, ARL in [0, 1] (-1 where the annotation file has no instance of that
+   area range).
+
+The numbers of steps 2–4 (padding, rescoring threshold, OKS-NMS threshold) are defined once in
+:mod:`kanpose_cli.core.protocol`.
 
 The YOLO-pose peer (``--model yolo:NAME``) uses its own boxes and keypoints and goes through steps 3–5
 unchanged (its area for OKS-NMS is the same padded box area, aspect 0.75).
@@ -21,14 +25,12 @@ unchanged (its area for OKS-NMS is the same padded box area, aspect 0.75).
 Steps 1–2 are one loop over a :class:`~kanpose_cli.core.inference.estimator.PoseEstimator` (:func:`run_estimator`),
 the same estimator predict, label, bench and the Python API use. Entry points: :func:`evaluate` (a ready
 estimator), :func:`evaluate_model` (used by training for validation), :func:`evaluate_yolo_pose` and
-:func:`score_results`.
+:func:`~kanpose_cli.core.evaluation.coco_metric.score_results`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import io
 import platform
 import time
 from dataclasses import dataclass, field
@@ -38,111 +40,20 @@ from typing import Callable
 import numpy as np
 import torch
 
-from kanpose_cli.core.data.coco import CocoKeypointData, quiet_coco
+from kanpose_cli.core.data.coco import CocoKeypointData
 from kanpose_cli.core.data.sources import read_image
 from kanpose_cli.core.data.transforms import box_to_center_size
-from kanpose_cli.core.evaluation.oks_nms import oks_nms
 from kanpose_cli.core.errors import InputError, UsageError
-from kanpose_cli.core.io import read_json_file, write_json_atomic
+from kanpose_cli.core.evaluation.coco_metric import METRIC_NAMES, score_results
+from kanpose_cli.core.evaluation.oks_nms import oks_nms
+from kanpose_cli.core.io import write_json_atomic
+from kanpose_cli.core.protocol import BOX_PADDING, IMAGES_PER_CHUNK, OKS_NMS_THR, RESCORE_KPT_THR
 from kanpose_cli.core.results import PoseResult
-from kanpose_cli.core.text import plural
 
-METRIC_NAMES = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
-OKS_NMS_THR = 0.9
-RESCORE_KPT_THR = 0.2  # applied inside PoseResult.to_coco
-PADDING = 1.25
 DEFAULT_DET_CONF = 0.001
-IMAGES_PER_CHUNK = 8  # images read / detected together; crops of a chunk go through the network in batches
 
 ProgressFn = Callable[[int, int, "str | None"], None]
 """``progress(done_images, total_images, message)``; ``message`` is a skip notice (``"path: reason"``) or None."""
-
-
-# ----------------------------------------------------------------------------------------------------- scoring
-def load_results(results: list | str | Path) -> list[dict]:
-    """COCO keypoint results from a list or a JSON file, checked for the fields COCOeval needs.
-
-    Each entry: ``image_id`` int, ``category_id`` int, ``keypoints`` flat ``x, y, score`` × K (original-image
-    pixels), ``score`` float. Entries are copied (pycocotools mutates what it loads).
-
-    Raises:
-        InputError: file missing, not JSON, not a list, or an entry lacking a field.
-    """
-    where = "results"
-    if not isinstance(results, list):
-        path = Path(results).expanduser()
-        where = str(path)
-        results = read_json_file(path, "results file")
-        if not isinstance(results, list):
-            raise InputError(f"{path}: expected a JSON list of COCO keypoint results")
-    out = []
-    for n, r in enumerate(results):
-        if not isinstance(r, dict) or any(k not in r for k in ("image_id", "category_id", "keypoints", "score")):
-            raise InputError(f"{where}: entry {n} is not a COCO keypoint result "
-                             f"(needs image_id, category_id, keypoints, score)")
-        kp = r["keypoints"]
-        if not isinstance(kp, list) or len(kp) == 0 or len(kp) % 3:
-            raise InputError(f"{where}: entry {n} has keypoints of length {len(kp) if isinstance(kp, list) else '?'}"
-                             f" (expected x, y, score × K)")
-        out.append(dict(r))
-    return out
-
-
-def score_results(ann_file, results: list | str | Path, image_ids: list[int] | None = None) -> dict:
-    """Score COCO keypoint results with pycocotools ``COCOeval(iouType='keypoints')``.
-
-    Args:
-        ann_file: COCO keypoint annotation JSON path (or a ``pycocotools.coco.COCO`` already loaded).
-        results: list of result dicts or a results JSON path (see :func:`load_results`).
-        image_ids: evaluate only these images (COCOeval ``params.imgIds``); default all images of ``ann_file``.
-
-    Returns:
-        ``{"AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL"}`` floats in [0, 1] (-1 where the
-        ground truth has no instance of that area range), plus ``"num_results"`` and ``"summary"`` (pycocotools'
-        printed table, captured; nothing reaches stdout). Empty results score 0.
-
-    Raises:
-        InputError: unreadable annotation/results, results for images not in the annotation file, or a keypoint
-            count different from the annotation's.
-    """
-    from pycocotools.cocoeval import COCOeval
-
-    coco_gt = ann_file if hasattr(ann_file, "loadRes") else quiet_coco(ann_file)
-    dets = load_results(results)
-    known = set(coco_gt.getImgIds())
-    unknown = sorted({int(d["image_id"]) for d in dets} - known)
-    if unknown:
-        raise InputError(f"results refer to {len(unknown)} image id(s) not in the annotation file "
-                         f"(e.g. {', '.join(map(str, unknown[:3]))})")
-    ids = sorted(known) if image_ids is None else sorted(int(i) for i in image_ids)
-    if not dets:
-        metrics = {name: 0.0 for name in METRIC_NAMES}
-        return {**metrics, "num_results": 0, "summary": "no results: every metric is 0"}
-    k_gt = _num_keypoints(coco_gt)
-    bad = next((d for d in dets if k_gt and len(d["keypoints"]) != 3 * k_gt), None)
-    if bad is not None:
-        raise InputError(f"results have {len(bad['keypoints']) // 3} keypoints per instance, the annotations {k_gt}")
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        coco_dt = coco_gt.loadRes(dets)
-        ev = COCOeval(coco_gt, coco_dt, "keypoints")
-        ev.params.imgIds = ids
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    metrics = {name: float(v) for name, v in zip(METRIC_NAMES, ev.stats)}
-    summary = "\n".join(line for line in buf.getvalue().splitlines() if "Average" in line)
-    return {**metrics, "num_results": len(dets), "summary": summary}
-
-
-def _num_keypoints(coco_gt) -> int:
-    for cat in coco_gt.dataset.get("categories", []) or []:
-        if cat.get("keypoints"):
-            return len(cat["keypoints"])
-    for ann in coco_gt.dataset.get("annotations", []):
-        if ann.get("keypoints"):
-            return len(ann["keypoints"]) // 3
-    return 0
 
 
 # ---------------------------------------------------------------------------------------------- inference loops
@@ -191,7 +102,7 @@ def rescore_and_nms(result: PoseResult, image_id: int, areas: np.ndarray, nms_th
     return [entries[i] for i in keep]
 
 
-def padded_areas(boxes: np.ndarray, aspect_ratio: float, padding: float = PADDING) -> np.ndarray:
+def padded_areas(boxes: np.ndarray, aspect_ratio: float, padding: float = BOX_PADDING) -> np.ndarray:
     """(N,) areas ``w_roi · h_roi`` in pixels² of the padded, aspect-expanded crops of (N, 4) xyxy boxes."""
     _, sizes = box_to_center_size(np.asarray(boxes).reshape(-1, 4), aspect_ratio, padding)
     sizes = np.maximum(sizes, 1.0)
@@ -281,8 +192,9 @@ def base_settings(ann_file, images_dir, image_ids: list[int]) -> dict:
     return {
         "ann_file": str(ann_file), "images_dir": str(images_dir) if images_dir is not None else None,
         "image_ids": "all" if image_ids is None else list(image_ids),
-        "oks_nms_thr": OKS_NMS_THR, "score_mode": "box score × mean keypoint score > 0.2 (bbox_keypoint)",
-        "padding": PADDING, "metric": "pycocotools COCOeval iouType=keypoints",
+        "oks_nms_thr": OKS_NMS_THR,
+        "score_mode": f"box score × mean keypoint score > {RESCORE_KPT_THR:g} (bbox_keypoint)",
+        "padding": BOX_PADDING, "metric": "pycocotools COCOeval iouType=keypoints",
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "kanpose": __version__, "torch": torch.__version__, "host": platform.node(),
         "cpu": _cpu_name(), "cpu_threads": torch.get_num_threads(),
@@ -298,70 +210,6 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def resolve_data(data: str | Path | None, split: str = "val2017", ann: str | Path | None = None,
-                 images: str | Path | None = None, need_images: bool = True) -> tuple[Path, Path | None]:
-    """``--data DIR`` (standard COCO layout) or ``--ann FILE --images DIR`` -> ``(annotation file, images folder)``.
-
-    Raises:
-        UsageError: both or neither given, a missing folder or file, no images folder when one is needed.
-    """
-    from kanpose_cli.core.data.coco import standard_layout
-
-    if data is not None and (ann is not None or images is not None):
-        raise UsageError("give either --data DIR or --ann FILE --images DIR, not both")
-    if data is not None:
-        if not Path(data).expanduser().is_dir():
-            raise UsageError(f"--data: folder not found: {data}")
-        ann, images = standard_layout(data, split)
-        if not ann.is_file():
-            raise UsageError(f"--data: {ann} not found (expected DIR/annotations/person_keypoints_{split}.json)")
-    elif ann is None:
-        raise UsageError("say which dataset: --data DIR (COCO layout) or --ann FILE --images DIR")
-    elif not Path(ann).expanduser().is_file():
-        raise UsageError(f"--ann: annotation file not found: {ann}")
-    if need_images:
-        if images is None:
-            raise UsageError("--images DIR is needed with --ann (unless only scoring --results)")
-        if not Path(images).expanduser().is_dir():
-            raise UsageError(f"images folder not found: {images}")
-    return Path(ann).expanduser(), Path(images).expanduser() if images is not None else None
-
-
-def select_images(ann_file, image_ids: str | list[int] | None = None,
-                  max_images: int | None = None) -> tuple[CocoKeypointData, list[int] | None]:
-    """Load the annotations and pick the images: ``--image-ids`` (comma list or ints) and ``--max-images``.
-
-    Returns:
-        ``(data, ids)``; ``ids`` None means every image of the file.
-
-    Raises:
-        UsageError: ids that are not integers. InputError: unreadable annotation file, ids not in it.
-    """
-    if isinstance(image_ids, str):
-        try:
-            image_ids = [int(t) for t in image_ids.replace(" ", "").split(",") if t]
-        except ValueError:
-            raise UsageError(f"--image-ids: expected comma-separated integers, got {image_ids!r}") from None
-    data = CocoKeypointData(ann_file)
-    if image_ids is not None or max_images is not None:
-        return data, data.select(image_ids, max_images)
-    return data, None
-
-
-def load_results_option(results: str | Path, model=None, weights=None, boxes=None) -> list[dict]:
-    """``--results FILE`` (score an existing file): checked before anything runs.
-
-    Raises:
-        UsageError: combined with a model, weights or boxes; file missing. InputError: not COCO keypoint results.
-    """
-    if model is not None or weights is not None or boxes is not None:
-        raise UsageError("--results scores an existing file: leave out --model, --weights and --boxes")
-    path = Path(results).expanduser()
-    if not path.is_file():
-        raise UsageError(f"--results: file not found: {results}")
-    return load_results(path)
 
 
 def score_existing(data: CocoKeypointData, dets: list[dict], results_file, run_dir, images_dir,
@@ -405,15 +253,6 @@ def estimator_settings(estimator) -> dict:
             "boxes": estimator.box_source.description, "flip": bool(estimator.flip),
             "input_size": list(model.input_size), "udp": bool(model.spec.udp), "device": str(estimator.device),
             "backend": estimator.backend, "batch_size": estimator.batch, "box_thr": estimator.box_thr}
-
-
-def describe(estimator, ann_file, n_images: int) -> dict:
-    """The settings rows ``kanpose eval coco`` prints before it runs (model, weights, boxes, flip, input, data)."""
-    s = estimator_settings(estimator)
-    size = "640 (letterbox)" if estimator.yolo is not None else "×".join(map(str, s["input_size"]))
-    flip = "n/a (one-stage model)" if estimator.yolo is not None else ("on" if s["flip"] else "off")
-    return {"model": s["model"], "weights": s["weights"], "boxes": s["boxes"], "flip": flip, "input size": size,
-            "device": s["device"], "backend": estimator.backend, "data": f"{ann_file} ({plural(n_images, 'image')})"}
 
 
 def evaluate(estimator, ann_file, images_dir, image_ids: list[int] | None = None, results_file=None,

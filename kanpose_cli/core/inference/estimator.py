@@ -39,11 +39,11 @@ from kanpose_cli.core.data.prefetch import Prefetcher
 from kanpose_cli.core.data.sources import Frame, open_source, read_image
 from kanpose_cli.core.inference.timing import StageTimes
 from kanpose_cli.core.errors import InputError, UsageError, WeightsError
+from kanpose_cli.core.protocol import IMAGES_PER_CHUNK
 from kanpose_cli.core.results import PoseResult
 from kanpose_cli.core.track import TrackOptions, TrackSession
 
 YOLO_PREFIX = "yolo:"
-IMAGES_PER_CHUNK = 8  # images (or video frames) read, detected and estimated together; a webcam goes frame by frame
 
 
 def is_yolo_model(model) -> bool:

@@ -12,7 +12,6 @@ job of :mod:`kanpose_cli.core.weights` (which sits above this package).
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -21,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from kanpose_cli.core.codecs import KeypointCodec, build_codec
+from kanpose_cli.core.config_io import from_dict
 from kanpose_cli.core.errors import UsageError
 from kanpose_cli.core.keypoints import KeypointSet, get_keypoint_set
 from kanpose_cli.core.paths import cache_dir, shipped_weights_dir
@@ -195,26 +195,6 @@ def shipped_weights(model_name: str) -> Path | None:
     return None
 
 
-def _coerce(value, annotation):
-    """JSON lists back into tuples where the dataclass field is a tuple."""
-    origin = typing.get_origin(annotation)
-    if isinstance(value, list) and (origin is tuple or annotation is tuple):
-        return tuple(value)
-    return value
-
-
-def config_from_dict(config_cls, values: dict):
-    """Rebuild a family config dataclass from a JSON dict; raises UsageError for unknown fields."""
-    hints = typing.get_type_hints(config_cls)
-    names = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        close = {u: close_matches(u, names, n=1) for u in unknown}
-        parts = [f"{u}" + (f" (did you mean {c[0]}?)" if c else "") for u, c in close.items()]
-        raise UsageError(f"unknown config field(s) for {config_cls.__name__}: {', '.join(parts)}")
-    return config_cls(**{k: _coerce(v, hints.get(k)) for k, v in values.items()})
-
-
 class PoseModel(nn.Module):
     """A network together with its codec, keypoint set and preprocessing: what every backend runs.
 
@@ -319,20 +299,25 @@ def create_model(name: str, overrides: dict | None = None, codec_overrides: dict
 
     Args:
         name: registry name.
-        overrides: config fields to change (ablation switches, input size ...); unknown fields raise UsageError.
+        overrides: config fields to change (ablation switches, input size ...), JSON types allowed (lists for
+            tuples); read by :func:`~kanpose_cli.core.config_io.from_dict`.
         codec_overrides: codec settings to change (a different ``type`` replaces the spec's codec settings).
         net: use this network instead of building ``spec.build(config)`` (a runtime backend such as an
             onnxruntime session wrapped as a module; see :mod:`kanpose_cli.core.weights.onnx`).
 
     Returns:
         :class:`PoseModel` in eval mode.
+
+    Raises:
+        UsageError: unknown model; an unknown config field (with the closest one) or a value of the wrong type.
     """
     spec = get_spec(name)
     config = spec.config
     if overrides:
-        values = dataclasses.asdict(config)
-        values.update(overrides)
-        config = config_from_dict(type(config), values)
+        try:
+            config = from_dict(type(config), {**dataclasses.asdict(config), **overrides})
+        except UsageError as exc:
+            raise UsageError(f"model {name}: {exc}") from None
     base_codec = spec.codec_for(config) if spec.codec_for is not None else spec.codec
     if codec_overrides and codec_overrides.get("type", base_codec["type"]) != base_codec["type"]:
         base_codec = {}

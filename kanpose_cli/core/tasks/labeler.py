@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from kanpose_cli.core.detect.base import image_id_from_path
+from kanpose_cli.core.evaluation.oks import object_keypoint_similarity
 from kanpose_cli.core.keypoints import COCO17, KeypointSet
 from kanpose_cli.core.results import PoseResult
 
@@ -191,17 +192,6 @@ def label_source(source: str):
     return src, (root if root.is_dir() else None)
 
 
-def _oks(gt: np.ndarray, pred: np.ndarray, area: float, sigmas: np.ndarray) -> float:
-    """COCO object keypoint similarity over the joints labelled in ``gt`` (K, 3) against ``pred`` (K, 2), both in
-    image pixels; ``area`` is the person's area in px² (the box area here). 0 when nothing is labelled."""
-    lab = gt[:, 2] > 0
-    if not lab.any():
-        return 0.0
-    d2 = ((gt[lab, :2] - pred[lab]) ** 2).sum(1)
-    var = (2 * sigmas[lab]) ** 2
-    return float(np.exp(-d2 / (2 * var * (area + np.spacing(1)))).mean())
-
-
 def fill_missing_keypoints(instances: list, teacher, images_root: str | Path, kpt_thr: float = 0.5,
                            match_oks: float = 0.5, on_image: Callable | None = None) -> tuple[dict, LabelSummary]:
     """Teacher fill-in: add pseudo-labels for the joints a training set lacks, keeping every ground-truth joint.
@@ -265,8 +255,10 @@ def fill_missing_keypoints(instances: list, teacher, images_root: str | Path, kp
             kp = inst.keypoints.copy()
             x1, y1, x2, y2 = (float(v) for v in inst.box)
             area = max(1.0, (x2 - x1) * (y2 - y1))
-            sims = [_oks(kp, t, area, sigmas) for t in t_kpts.reshape(-1, kset.num_keypoints, 2)]
-            best = int(np.argmax(sims)) if sims else -1
+            # OKS of each teacher person against this person's labelled joints, the box area as the scale
+            sims = object_keypoint_similarity(t_kpts.reshape(-1, kset.num_keypoints, 2), kp[None, :, :2], area,
+                                              sigmas, kp[None, :, 2] > 0)
+            best = int(np.argmax(sims)) if len(sims) else -1
             filled: list[int] = []
             if best >= 0 and sims[best] >= match_oks:
                 for k in np.flatnonzero((kp[:, 2] <= 0) & (t_scores[best] >= kpt_thr)):

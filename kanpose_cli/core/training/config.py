@@ -19,13 +19,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kanpose_cli.core.config_io import dataclass_in, from_dict, to_plain
 from kanpose_cli.core.data.augment import AugmentConfig
 from kanpose_cli.core.data.training_sets import DataSource
 from kanpose_cli.core.errors import InputError, UsageError
@@ -197,7 +196,7 @@ class TrainConfig:
     # -------------------------------------------------------------------------------------------- (de)serialise
     def to_dict(self) -> dict:
         """Plain JSON types (tuples become lists); :meth:`from_dict` inverts it."""
-        return _plain(dataclasses.asdict(self))
+        return to_plain(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -208,7 +207,7 @@ class TrainConfig:
         Raises:
             UsageError: unknown key (with the closest known one), wrong type or bad value, missing ``model``.
         """
-        return _build(cls, _upgrade_legacy(values), "")
+        return from_dict(cls, _upgrade_legacy(values))
 
     @classmethod
     def from_recipe(cls, model: str) -> "TrainConfig":
@@ -404,7 +403,7 @@ def known_keys(cls=TrainConfig, prefix: str = "") -> set[str]:
     for f in dataclasses.fields(cls):
         key = prefix + f.name
         out.add(key)
-        sub = _dataclass_in(hints[f.name])
+        sub = dataclass_in(hints[f.name])
         if sub is not None and sub is not DataSource:
             out |= known_keys(sub, key + ".")
     return out
@@ -440,7 +439,7 @@ def apply_values(cfg: TrainConfig, values: dict[str, Any], where: str = "config"
     """
     d = cfg.to_dict()
     for key, value in values.items():
-        _set_dotted(d, key.strip(), _plain(value), where)
+        _set_dotted(d, key.strip(), to_plain(value), where)
     return TrainConfig.from_dict(d)
 
 
@@ -508,32 +507,7 @@ def val_set(ann, images) -> ValSet:
     return ValSet(str(ann.resolve()), str(Path(images).expanduser().resolve()))
 
 
-# ------------------------------------------------------------------------------------------------- typed building
-def _plain(value):
-    """Tuples -> lists, dataclasses -> dicts, recursively (JSON types)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _plain(dataclasses.asdict(value))
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _optional(tp) -> tuple[Any, bool]:
-    """``(X, True)`` for ``X | None``, else ``(tp, False)``."""
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1 and len(typing.get_args(tp)) == 2:
-            return args[0], True
-    return tp, False
-
-
-def _dataclass_in(tp):
-    inner, _ = _optional(tp)
-    return inner if dataclasses.is_dataclass(inner) else None
-
-
+# ------------------------------------------------------------------------------------------------- older configs
 def _upgrade_legacy(values: dict) -> dict:
     """Configs written before the typed config (``config.json`` / ``state/last.pt`` of older runs): ``recipe`` (the
     family; its epoch count scaled the milestones) and ``data.repeat`` (passes per epoch; now each source's ratio)."""
@@ -548,66 +522,3 @@ def _upgrade_legacy(values: dict) -> dict:
     repeat = data.pop("repeat", 1) or 1
     data["train"] = [{**s, "ratio": s.get("ratio", 1.0) * repeat} for s in data.get("train") or []]
     return values
-
-
-def _build(cls, values, path: str):
-    name = path.rstrip(".") or "config"
-    if isinstance(values, cls):
-        return values
-    if not isinstance(values, dict):
-        raise UsageError(f"{name}: expected a mapping, got {values!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = [k for k in values if k not in names]
-    if unknown:
-        close = close_matches(unknown[0], names, n=1)
-        raise UsageError(f"unknown config key {path + unknown[0]!r}"
-                         + (f"; did you mean {path + close[0]}?" if close else f"; known: {', '.join(names)}"))
-    missing = [f.name for f in dataclasses.fields(cls) if f.name not in values
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    if missing:
-        raise UsageError(f"{name}: missing {', '.join(missing)}")
-    return cls(**{k: _coerce(path + k, v, hints[k]) for k, v in values.items()})
-
-
-def _coerce(key: str, value, tp):
-    """``value`` as type ``tp`` (JSON lists -> tuples, ints -> floats); raises UsageError naming ``key``."""
-    tp, nullable = _optional(tp)
-    if value is None:
-        if nullable:
-            return None
-        raise UsageError(f"config key {key}: null is not allowed")
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key + ".")
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise UsageError(f"config key {key}: expected a list, got {value!r}")
-        if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value))
-        if origin is tuple:
-            if len(value) != len(args):
-                raise UsageError(f"config key {key}: expected {len(args)} values, got {value!r}")
-            return tuple(_coerce(f"{key}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args)))
-        return [_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value)]
-    if tp is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise UsageError(f"config key {key}: expected a mapping, got {value!r}")
-        return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise UsageError(f"config key {key}: expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
-            raise UsageError(f"config key {key}: expected an integer, got {value!r}")
-        return int(value)
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise UsageError(f"config key {key}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise UsageError(f"config key {key}: expected a string, got {value!r}")
-        return value
-    return value
