@@ -49,6 +49,12 @@ def _print_metrics(report: dict, title: str) -> None:
     for label, keys in METRIC_ROWS:
         table.add_row(label, *(ap_text(report[k]) for k in keys))
     print_table(table)
+    boot = report.get("bootstrap")
+    if boot:
+        low, high = boot["ci95"]
+        stdout.print(f"AP {ap_text(boot['AP'])} · std {boot['std']:.4f} · 95 % interval {ap_text(low)}–"
+                     f"{ap_text(high)} over images ({boot['resamples']} bootstrap resamples of "
+                     f"{plural(boot['images'], 'image')})", soft_wrap=True)
 
 
 def _setting(value) -> str:
@@ -259,6 +265,10 @@ def coco(
         "--analyze", help="Also diagnose the errors (Ronchi & Perona 2017): jitter / inversion / swap / miss per "
         "keypoint and size, AP after correcting each error type, plots; writes analysis.json and PNGs.",
         rich_help_panel="Output")] = False,
+    bootstrap: Annotated[int, typer.Option(
+        "--bootstrap", min=0, help="Also resample the evaluated images N times (with replacement, seed 0) and report "
+        "AP's standard deviation and 95 % interval over images: how much of the figure is the choice of images. "
+        "0: off.", rich_help_panel="Output")] = 0,
 ):
     """COCO keypoint AP (pycocotools) of a pose model, the YOLO-pose peer (--model yolo:NAME), or a results file.
 
@@ -278,7 +288,7 @@ def coco(
         _print_settings({"mode": "score existing results", "results": results, "annotations": ann_file,
                          "images": "all" if ids is None else len(ids)})
         run_dir = next_run_dir(save_dir)
-        report = evaluator.score_existing(dataset, dets, results, run_dir, images_dir, ids)
+        report = evaluator.score_existing(dataset, dets, results, run_dir, images_dir, ids, bootstrap=bootstrap)
         _print_metrics(report, f"COCO keypoints · {results.name} · {plural(report['num_results'], 'result')}")
         console.print(f"metrics in {run_dir / 'metrics.json'}")
         if analyze:
@@ -301,7 +311,7 @@ def coco(
             progress.update(task, completed=done, total=total)
 
         report = evaluator.evaluate(est, ann_file, images_dir, image_ids=ids, results_file=results_file,
-                                    progress=on_progress)
+                                    progress=on_progress, bootstrap=bootstrap)
     s = report["settings"]
     _print_metrics(report, f"COCO keypoints · {s['model']} · boxes {s['boxes']} · flip "
                            f"{'on' if s['flip'] else 'off'}")

@@ -136,7 +136,7 @@ def coco_eval(coco_gt, dets: list[dict], image_ids: Sequence[int], keypoint_set:
 
 
 def score_results(ann_file, results: list | str | Path, image_ids: list[int] | None = None,
-                  keypoint_set: KeypointSet = COCO17) -> dict:
+                  keypoint_set: KeypointSet = COCO17, bootstrap: int = 0) -> dict:
     """Score COCO keypoint results with pycocotools ``COCOeval(iouType='keypoints')``.
 
     Args:
@@ -144,11 +144,13 @@ def score_results(ann_file, results: list | str | Path, image_ids: list[int] | N
         results: list of result dicts or a results JSON path (see :func:`load_results`).
         image_ids: evaluate only these images (COCOeval ``params.imgIds``); default all images of ``ann_file``.
         keypoint_set: keypoints and OKS sigmas of the results (COCO-17).
+        bootstrap: when > 0, also a bootstrap of AP over images with this many resamples (seed 0;
+            :func:`bootstrap_ap`), under ``"bootstrap"``.
 
     Returns:
         ``{"AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL"}`` floats in [0, 1] (-1 where the
         ground truth has no instance of that area range), plus ``"num_results"`` and ``"summary"`` (pycocotools'
-        printed table, captured; nothing reaches stdout). Empty results score 0.
+        printed table, captured; nothing reaches stdout), and ``"bootstrap"`` if asked. Empty results score 0.
 
     Raises:
         InputError: unreadable annotation/results, results for images not in the annotation file, or a keypoint
@@ -163,4 +165,65 @@ def score_results(ann_file, results: list | str | Path, image_ids: list[int] | N
         return {**metrics, "num_results": 0, "summary": "no results: every metric is 0"}
     metrics = {name: float(v) for name, v in zip(METRIC_NAMES, ev.stats)}
     summary = "\n".join(line for line in text.splitlines() if "Average" in line)
-    return {**metrics, "num_results": len(dets), "summary": summary}
+    extra = {"bootstrap": bootstrap_ap(ev, resamples=bootstrap)} if bootstrap > 0 else {}
+    return {**metrics, "num_results": len(dets), "summary": summary, **extra}
+
+
+def bootstrap_ap(ev, resamples: int = 200, seed: int = 0) -> dict:
+    """How much of an AP figure is the choice of evaluation images: a bootstrap over images (Efron & Tibshirani,
+    *An Introduction to the Bootstrap*, 1993, ch. 6).
+
+    COCOeval's per-image matching (``evaluate()``) is not repeated: each resample draws the evaluated images with
+    replacement and reruns only ``accumulate()`` over the drawn images' per-image records, so a drawn-twice image
+    counts twice (its ground truth and its detections both). 200 resamples of 874 images take about 30 s on one core.
+
+    Args:
+        ev: a ``COCOeval`` after ``evaluate()`` (from :func:`coco_eval` with results), default OKS thresholds.
+        resamples: number of resamples, ≥ 2.
+        seed: NumPy RNG seed; the same seed gives the same figures.
+
+    Returns:
+        ``{"AP": the full set's AP, "std": standard deviation of the resampled APs, "ci95": [2.5 %, 97.5 %
+        quantiles], "resamples", "seed", "images"}``; AP values in [0, 1] (COCO's AP: OKS .50:.95, all areas, 20
+        detections per image).
+
+    Raises:
+        ValueError: ``resamples`` < 2, or ``ev`` was not evaluated.
+    """
+    if resamples < 2:
+        raise ValueError("resamples must be at least 2")
+    if not getattr(ev, "evalImgs", None) or not getattr(ev, "eval", None):
+        raise ValueError("bootstrap_ap needs a COCOeval after evaluate() and accumulate()")
+    n_img = len(ev._paramsEval.imgIds)
+    rng = np.random.default_rng(seed)
+    aps = np.array([resampled_ap(ev, rng.integers(0, n_img, size=n_img)) for _ in range(resamples)])
+    return {"AP": _mean_ap(ev.eval["precision"]), "std": float(aps.std(ddof=1)),
+            "ci95": [float(np.quantile(aps, 0.025)), float(np.quantile(aps, 0.975))],
+            "resamples": int(resamples), "seed": int(seed), "images": int(n_img)}
+
+
+def resampled_ap(ev, pick: np.ndarray) -> float:
+    """AP of an evaluated ``COCOeval`` over a multiset of its images: ``pick`` (n,) holds positions in
+    ``ev.params.imgIds`` (repeats allowed; a repeated image counts as many times). Only ``accumulate()`` reruns.
+    Equals the AP of a full evaluation of the same images duplicated under new ids (tested)."""
+    import copy
+
+    per_image = ev.evalImgs  # index (category * n_areas + area) * n_images + image, as COCOeval builds it
+    n_img = len(ev._paramsEval.imgIds)
+    n_blocks = len(per_image) // n_img
+    boot = copy.copy(ev)
+    boot.params = copy.copy(ev.params)
+    boot.params.imgIds = list(range(len(pick)))  # positions: accumulate() needs only their count and order
+    boot._paramsEval = copy.copy(boot.params)
+    boot.evalImgs = [per_image[b * n_img + int(j)] for b in range(n_blocks) for j in pick]
+    with contextlib.redirect_stdout(io.StringIO()):
+        boot.accumulate()
+    return _mean_ap(boot.eval["precision"])
+
+
+def _mean_ap(precision: np.ndarray) -> float:
+    """COCOeval's AP from ``eval['precision']`` [T, R, K, A, M]: mean over OKS thresholds, recall points and
+    categories of the defined entries (> -1), all areas (index 0), the largest max-detections setting."""
+    p = precision[:, :, :, 0, -1]
+    p = p[p > -1]
+    return float(p.mean()) if p.size else -1.0

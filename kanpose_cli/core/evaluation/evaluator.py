@@ -154,9 +154,10 @@ def run_estimator(estimator, data: CocoKeypointData, image_ids: list[int], progr
 
 
 # ------------------------------------------------------------------------------------------------- entry points
-def _finish(run: EvalRun, data: CocoKeypointData, settings: dict, results_file) -> dict:
+def _finish(run: EvalRun, data: CocoKeypointData, settings: dict, results_file, bootstrap: int = 0) -> dict:
     """Score the run, write results + metrics.json (when ``results_file`` is given), return the report dict."""
-    metrics = score_results(data.coco, run.results, image_ids=run.evaluated_ids) if run.evaluated_ids else {
+    metrics = score_results(data.coco, run.results, image_ids=run.evaluated_ids,
+                            bootstrap=bootstrap if run.results else 0) if run.evaluated_ids else {
         **{name: 0.0 for name in METRIC_NAMES}, "num_results": 0, "summary": "no image could be evaluated"}
     report = {
         **{name: metrics[name] for name in METRIC_NAMES},
@@ -167,6 +168,7 @@ def _finish(run: EvalRun, data: CocoKeypointData, settings: dict, results_file) 
         "instances_before_nms": run.instances_before_nms,
         "seconds": round(run.seconds, 3),
         "summary": metrics["summary"],
+        **({"bootstrap": metrics["bootstrap"]} if "bootstrap" in metrics else {}),
         "settings": settings,
     }
     if results_file is not None:
@@ -213,9 +215,10 @@ def _cpu_name() -> str:
 
 
 def score_existing(data: CocoKeypointData, dets: list[dict], results_file, run_dir, images_dir,
-                   image_ids: list[int] | None) -> dict:
-    """Score already-loaded results (:func:`score_results`) and write ``metrics.json`` into ``run_dir``."""
-    report = score_results(data.coco, dets, image_ids=image_ids)
+                   image_ids: list[int] | None, bootstrap: int = 0) -> dict:
+    """Score already-loaded results (:func:`score_results`; ``bootstrap`` resamples of AP over images when > 0) and
+    write ``metrics.json`` into ``run_dir``."""
+    report = score_results(data.coco, dets, image_ids=image_ids, bootstrap=bootstrap if dets else 0)
     report["settings"] = {"mode": "score-only", "results_file": str(results_file),
                           **base_settings(data.ann_file, images_dir, image_ids)}
     write_metrics(Path(run_dir / "metrics.json"), report)
@@ -256,7 +259,7 @@ def estimator_settings(estimator) -> dict:
 
 
 def evaluate(estimator, ann_file, images_dir, image_ids: list[int] | None = None, results_file=None,
-             progress: ProgressFn | None = None, nms_thr: float = OKS_NMS_THR) -> dict:
+             progress: ProgressFn | None = None, nms_thr: float = OKS_NMS_THR, bootstrap: int = 0) -> dict:
     """Evaluate a ready :class:`~kanpose_cli.core.inference.estimator.PoseEstimator` on a COCO keypoint dataset
     (protocol in the module docstring; the estimator's box source is step 1, its flip setting step 2).
 
@@ -268,6 +271,8 @@ def evaluate(estimator, ann_file, images_dir, image_ids: list[int] | None = None
         results_file: where to write the COCO keypoint-results JSON; ``metrics.json`` goes next to it.
         progress: ``progress(done, total, message)`` after each chunk and for each skipped image.
         nms_thr: OKS-NMS threshold (0.9; ≥ 1 disables).
+        bootstrap: when > 0, also a bootstrap of AP over the evaluated images with this many resamples
+            (:func:`~kanpose_cli.core.evaluation.coco_metric.bootstrap_ap`), reported under ``bootstrap``.
 
     Returns:
         dict with the ten COCO stats ``AP … ARL`` (floats in [0, 1]), ``num_results``, ``num_images`` (evaluated),
@@ -290,7 +295,7 @@ def evaluate(estimator, ann_file, images_dir, image_ids: list[int] | None = None
         if model is not None:
             model.train(was_training)
     settings = {**estimator_settings(estimator), **base_settings(data.ann_file, data.images_dir, image_ids)}
-    return _finish(run, data, settings, results_file)
+    return _finish(run, data, settings, results_file, bootstrap=bootstrap)
 
 
 def evaluate_model(model, ann_file, images_dir, boxes: str = "gt", flip: bool = True, device="cpu",
