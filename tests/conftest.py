@@ -12,6 +12,63 @@ SHARED_DATA = Path(os.environ.get("KANPOSE_SHARED_DATA", REPO.parent / "shared" 
 COCO_MINI = SHARED_DATA / "coco-mini"
 
 
+# Tests that take more than about 4 s on 2 CPU cores (subprocesses, DDP, kill-and-resume, the YOLO peer, benchmarks,
+# the big ViTs), from `python -m pytest --durations=70` on 2026-12-07 (AMD EPYC, 2 cores, shared with other work).
+# They get the `slow` marker here, in one place, besides the `@pytest.mark.slow` decorators in the test files:
+# `python -m pytest -q` (the README's command) deselects them, `python -m pytest -q -m slow` runs them, CI runs both.
+SLOW_TESTS = frozenset({
+    "tests/test_amfacpose.py::test_output_shapes_and_backward[amfacpose-r18-bins1]",
+    "tests/test_amfacpose.py::test_output_shapes_and_backward[amfacpose-r34-bins0]",
+    "tests/test_amfacpose.py::test_params_and_gmacs_within_5_percent_of_paper[amfacpose-r34-3.8-5.2]",
+    "tests/test_amfacpose.py::test_table6_ablation_switches_remove_their_module[se]",
+    "tests/test_analysis.py::test_cli_analyze_writes_json_tables_and_plots",
+    "tests/test_api.py::test_api_and_cli_give_identical_keypoints_on_real_photos",
+    "tests/test_api.py::test_package_exports_are_lazy",
+    "tests/test_backend.py::test_auto_is_onnxruntime_on_cpu_and_matches_torch_on_real_images",
+    "tests/test_backend.py::test_auto_rules_and_errors",
+    "tests/test_backend.py::test_cli_backend_onnxruntime_with_random_weights_and_a_bad_backend",
+    "tests/test_backend.py::test_first_onnx_export_is_announced_once",
+    "tests/test_backend.py::test_onnxruntime_micro_batches_large_crops_like_torch",
+    "tests/test_backend.py::test_the_detector_follows_the_backend_on_cpu",
+    "tests/test_bench.py::test_bench_onnxruntime_rows",
+    "tests/test_bench.py::test_bench_quick_rows_json_csv",
+    "tests/test_cli_output.py::test_broken_video_prints_only_kanposes_error_line",
+    "tests/test_cli_output.py::test_models_csv_has_the_same_models_and_counts_as_json",
+    "tests/test_cli_output.py::test_models_json_lists_every_matching_model_with_params_and_macs",
+    "tests/test_cli_output.py::test_models_table_through_a_pipe_shows_every_cell_in_full[30]",
+    "tests/test_cli_output.py::test_models_table_through_a_pipe_shows_every_cell_in_full[60]",
+    "tests/test_cli_output.py::test_models_table_through_a_pipe_shows_every_cell_in_full[None]",
+    "tests/test_cli_predict.py::test_every_registered_model_runs_in_predict_with_random_weights[vitpose-h]",
+    "tests/test_cli_predict.py::test_every_registered_model_runs_in_predict_with_random_weights[vitpose-l]",
+    "tests/test_detector.py::test_detector_writes_nothing_to_the_working_directory",
+    "tests/test_detector.py::test_person_box_ap_on_coco_mini",
+    "tests/test_distributed.py::test_finish_stops_the_gloo_threads_before_interpreter_shutdown",
+    "tests/test_distributed.py::test_two_gloo_processes_write_the_same_files_as_one",
+    "tests/test_eval.py::test_every_family_runs_through_eval[detector-kanfpn]",
+    "tests/test_eval.py::test_peer_ap_matches_reference",
+    "tests/test_export.py::test_onnx_export_parity_every_family[flatpose]",
+    "tests/test_export.py::test_onnx_export_parity_every_family[kanfpn]",
+    "tests/test_export.py::test_onnx_export_parity_every_family[vitpose]",
+    "tests/test_init.py::test_train_kanfpn_s4_with_init_reports_and_runs",
+    "tests/test_readme.py::test_readme_main_command_runs_verbatim_on_a_fresh_home",
+    "tests/test_readme.py::test_readme_python_example_runs",
+    "tests/test_stream_pipeline.py::test_det_every_3_runs_the_detector_on_frames_0_3_6_9_only",
+    "tests/test_tracking.py::test_smooth_lowers_the_jitter_of_a_still_person",
+    "tests/test_train.py::test_cli_resume_of_a_killed_subprocess",
+    "tests/test_train.py::test_ddp_two_cpu_processes_gloo",
+    "tests/test_train.py::test_kill_mid_epoch_and_resume_loses_nothing[0]",
+    "tests/test_train.py::test_kill_mid_epoch_and_resume_loses_nothing[3]",
+    "tests/test_ux.py::test_piped_output_keeps_a_long_path_on_one_line",
+    "tests/test_vitpose.py::test_matches_transformers_vitpose[vitpose-b-768-12]",
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def coco_mini() -> Path:
     """Path of ``../shared/data/coco-mini`` (real COCO 2017 images + official keypoint annotations)."""

@@ -68,3 +68,17 @@ def test_wheel_in_fresh_environment_finds_shipped_weights(tmp_path):
     bus = json.loads((work / "runs" / "predict" / "exp1" / "bus.json").read_text())
     assert bus["weights"] == "amfacpose-r18-128x96-coco-lsp.safetensors"
     assert len(bus["instances"]) == 4
+
+
+def test_every_test_listed_as_slow_exists():
+    """conftest.SLOW_TESTS names tests by node id: a renamed or removed test must leave the list, or its
+    replacement would silently run in the fast suite."""
+    import re
+
+    from conftest import REPO, SLOW_TESTS
+
+    for node in SLOW_TESTS:
+        path, name = node.split("::", 1)
+        func = name.split("[", 1)[0]
+        source = (REPO / path).read_text()
+        assert re.search(rf"^def {func}\(", source, re.M), f"{node}: no test {func} in {path}"
