@@ -460,23 +460,26 @@ def _run(wd: WorkDir, command: str, entry: Run) -> subprocess.CompletedProcess:
     env = fresh_user_env(wd.home)
     env["KANPOSE_OFFLINE"] = "1"
     env["COLUMNS"] = "160"
-    env["PATH"] = os.pathsep.join([*_script_dirs(), env["PATH"]])
+    env["PATH"] = os.pathsep.join([env["PATH"], str(_console_scripts(wd.root / "bin"))])
     line = f"{command} {entry.budget}".strip()
     return subprocess.run(["bash", "-c", line], cwd=REPO if entry.cwd_repo else wd.work, env=env,
                           capture_output=True, text=True, timeout=TIMEOUT_S)
 
 
-def _script_dirs() -> list[str]:
-    """The folders of the console scripts (torchrun, yolo, ruff) of the environments that hold torch, ultralytics and
-    ruff: the venv's own ``bin`` after ``pip install``, but another one where the venv borrows its packages."""
-    dirs = []
-    for package in ("torch", "ultralytics", "ruff"):
-        spec = importlib.util.find_spec(package)
-        if spec and spec.origin:
-            prefix = Path(spec.origin).parents[4]  # PREFIX/lib/pythonX.Y/site-packages/PACKAGE/__init__.py
-            if (prefix / "bin").is_dir() and str(prefix / "bin") not in dirs:
-                dirs.append(str(prefix / "bin"))
-    return dirs
+# console scripts that ``pip install`` puts next to the interpreter: name -> the interpreter arguments that run it
+CONSOLE_SCRIPTS = {"torchrun": "-m torch.distributed.run", "ruff": "-m ruff",
+                   "yolo": "-c 'import sys; from ultralytics.cfg import entrypoint; sys.exit(entrypoint())'"}
+
+
+def _console_scripts(folder: Path) -> Path:
+    """``folder`` with a script for each of CONSOLE_SCRIPTS that is not next to this interpreter (a venv that
+    borrows its packages from another environment), run by this interpreter."""
+    folder.mkdir(exist_ok=True)
+    for name, call in CONSOLE_SCRIPTS.items():
+        if not (Path(sys.executable).parent / name).exists() and not (folder / name).exists():
+            (folder / name).write_text(f'#!/bin/sh\nexec "{sys.executable}" {call} "$@"\n')
+            (folder / name).chmod(0o755)
+    return folder
 
 
 def _missing(wd: WorkDir, patterns: tuple[str, ...]) -> list[str]:
