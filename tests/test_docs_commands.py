@@ -260,6 +260,7 @@ COMMANDS: dict[str, Run | NotRun] = {
     "pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu":
         NotRun("installs packages (exercised by .ci/run)"),
     "python -m pytest -q": NotRun("the test suite itself, of which this test is a part"),
+    "python -m pytest -q -m slow": NotRun("the slow part of the test suite, of which this test is a part"),
     "ruff check .": Run(cwd_repo=True, slow=False),
     # ---- predict
     "kanpose predict --demo": Run(check=_check_predict_image(2)),
@@ -317,9 +318,11 @@ COMMANDS: dict[str, Run | NotRun] = {
     "kanpose label unlabelled/ --teacher yolo:yolo11n-pose.pt --out pseudo.json": Run(check=_check_label),
     "kanpose label lspet/images --fill lspet/joints.mat --teacher yolo:yolo11n-pose.pt --out lspet_filled.json":
         Run(check=_check_fill),
-    "kanpose train --model amfacpose-r18-128x96 --init weights/amfacpose-r18-128x96-coco-lsp.safetensors "
+    "kanpose train --model amfacpose-r18-128x96 --init shipped "
     "--train-ann train.json --train-images train2017/ --val-ann val.json --val-images val2017/ --device cuda":
         Run(TRAIN_BUDGET, needs="cuda", check=_check_train),
+    "kanpose train --model amfacpose-r18-128x96 --init shipped --train-ann train.json --train-images train2017/ "
+    "--epochs 2 --device cuda": Run(TRAIN_BUDGET, needs="cuda", check=_check_train),
     # ---- bench and export
     "kanpose bench --device cpu --models amfacpose-r18-128x96 --onnxruntime":
         Run("--warmup 0 --iters 3 --max-time 0 --max-images 2 --batch 1", check=None),
