@@ -12,8 +12,9 @@ SHARED_DATA = Path(os.environ.get("KANPOSE_SHARED_DATA", REPO.parent / "shared" 
 COCO_MINI = SHARED_DATA / "coco-mini"
 
 
-# Tests that take more than about 4 s on 2 CPU cores (subprocesses, DDP, kill-and-resume, the YOLO peer, benchmarks,
-# the big ViTs), from `python -m pytest --durations=70` on 2026-12-07 (AMD EPYC, 2 cores, shared with other work).
+# Tests that take more than about 4 s on 2 CPU cores, or share a fixture that does (subprocesses, DDP,
+# kill-and-resume, the YOLO peer, benchmarks, the big ViTs), from `python -m pytest --durations=70` on 2026-12-07
+# (AMD EPYC, 2 cores, shared with other work).
 # They get the `slow` marker here, in one place, besides the `@pytest.mark.slow` decorators in the test files:
 # `python -m pytest -q` (the README's command) deselects them, `python -m pytest -q -m slow` runs them, CI runs both.
 SLOW_TESTS = frozenset({
@@ -46,6 +47,7 @@ SLOW_TESTS = frozenset({
     "tests/test_distributed.py::test_two_gloo_processes_write_the_same_files_as_one",
     "tests/test_eval.py::test_every_family_runs_through_eval[detector-kanfpn]",
     "tests/test_eval.py::test_peer_ap_matches_reference",
+    "tests/test_eval.py::test_results_option_equals_pycocotools",  # shares the peer run (about 45 s) above
     "tests/test_export.py::test_onnx_export_parity_every_family[flatpose]",
     "tests/test_export.py::test_onnx_export_parity_every_family[kanfpn]",
     "tests/test_export.py::test_onnx_export_parity_every_family[vitpose]",
