@@ -8,11 +8,12 @@ are checked before anything is loaded.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from kanpose_cli.core.errors import WeightsError
+from kanpose_cli.core.errors import UsageError, WeightsError
 from kanpose_cli.core.io import atomic_path
 from kanpose_cli.core.models.registry import PoseModel, create_model
 from kanpose_cli.core.weights.card import META_KEY, ModelCard, checkpoint_meta, read_model_card
@@ -61,6 +62,34 @@ def model_from_card(card: ModelCard, net: torch.nn.Module | None = None) -> Pose
     """
     config = {k: v for k, v in (card.config or {}).items() if k not in RETIRED_CONFIG_FIELDS}
     return create_model(card.model, overrides=config or None, codec_overrides=card.codec or None, net=net)
+
+
+def check_expected_model(path: Path, card: ModelCard, expected_model: str | None) -> None:
+    """Raise WeightsError when ``expected_model`` is given and the file's card names another model."""
+    if expected_model is not None and card.model != expected_model:
+        raise WeightsError(f"{path.name} holds {card.model!r}, not {expected_model!r}; use --model {card.model}")
+
+
+def model_around_exported_net(path: Path, card: ModelCard, net: torch.nn.Module, label: str) -> PoseModel:
+    """The :class:`PoseModel` of an exported file (``.onnx``, ``.torchscript.pt``) around its runtime ``net``.
+
+    An export with the decode in its graph (``card.decode``) outputs keypoints already, so its codec becomes the
+    ``decoded`` one with the card's settings. ``weights_label`` becomes ``<file name> via <label>``.
+
+    Raises:
+        WeightsError: the card names a model or config this kanpose does not know, or keypoint names other than
+            the model's set.
+    """
+    card = replace(card, codec={"type": "decoded", **{k: v for k, v in card.codec.items() if k != "type"}}) \
+        if card.decode else card
+    try:
+        model = model_from_card(card, net=net)
+    except UsageError as exc:
+        raise WeightsError(f"{path.name}: {exc}") from None
+    if card.keypoint_names and list(model.keypoints.names) != list(card.keypoint_names):
+        raise WeightsError(f"{path.name}: keypoint names differ from the {model.keypoints.name} set")
+    model.weights_label = f"{path.name} via {label}"
+    return model.eval()
 
 
 def load_checkpoint(path: str | Path, expected_model: str | None = None,

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from kanpose_cli.core.errors import DeviceError, UsageError, WeightsError
+from kanpose_cli.core.errors import DeviceError, WeightsError
 from kanpose_cli.core.models.inference import cpu_micro_batch
 from kanpose_cli.core.models.registry import PoseModel
 from kanpose_cli.core.paths import keep_third_party_files_in_cache
 from kanpose_cli.core.weights.card import META_KEY, ModelCard, read_model_card
-from kanpose_cli.core.weights.checkpoint import model_from_card
+from kanpose_cli.core.weights.checkpoint import check_expected_model, model_around_exported_net
 
 
 def import_onnxruntime():
@@ -142,21 +142,6 @@ def load_onnx_model(path: str | Path, expected_model: str | None = None, device:
     """
     path = Path(path)
     card = card or read_model_card(path)
-    if expected_model is not None and card.model != expected_model:
-        raise WeightsError(f"{path.name} holds {card.model!r}, not {expected_model!r}; use --model {card.model}")
+    check_expected_model(path, card, expected_model)
     net = OnnxNet(path, device, decode_in_graph=card.decode)
-    codec = {"type": "decoded", **{k: v for k, v in card.codec.items() if k != "type"}} if card.decode else None
-    try:
-        model = model_from_card(card if codec is None else _with_codec(card, codec), net=net)
-    except UsageError as exc:
-        raise WeightsError(f"{path.name}: {exc}") from None
-    if card.keypoint_names and list(model.keypoints.names) != list(card.keypoint_names):
-        raise WeightsError(f"{path.name}: keypoint names differ from the {model.keypoints.name} set")
-    model.weights_label = f"{path.name} via {net.backend}"
-    return model.eval()
-
-
-def _with_codec(card: ModelCard, codec: dict) -> ModelCard:
-    import dataclasses
-
-    return dataclasses.replace(card, codec=codec)
+    return model_around_exported_net(path, card, net, net.backend)

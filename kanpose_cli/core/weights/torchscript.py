@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from kanpose_cli.core.errors import DeviceError, UsageError, WeightsError
+from kanpose_cli.core.errors import DeviceError, WeightsError
 from kanpose_cli.core.models.registry import PoseModel
 from kanpose_cli.core.weights.card import ModelCard, read_model_card, torchscript_card_json
-from kanpose_cli.core.weights.checkpoint import model_from_card
+from kanpose_cli.core.weights.checkpoint import check_expected_model, model_around_exported_net
 
 def is_kanpose_torchscript(path: str | Path) -> bool:
     """True for a TorchScript file written by ``kanpose export`` (a zip archive with ``extra/kanpose.json``)."""
@@ -84,17 +84,5 @@ def load_torchscript_model(path: str | Path, expected_model: str | None = None, 
         raise DeviceError(f"{path.name} is a TorchScript export traced on CPU; run it with --device cpu, or use the "
                           f".safetensors checkpoint (or an .onnx export) on {device}")
     card = card or read_model_card(path)
-    if expected_model is not None and card.model != expected_model:
-        raise WeightsError(f"{path.name} holds {card.model!r}, not {expected_model!r}; use --model {card.model}")
-    net = TorchScriptNet(path)
-    codec = {"type": "decoded", **{k: v for k, v in card.codec.items() if k != "type"}} if card.decode else None
-    try:
-        import dataclasses
-
-        model = model_from_card(card if codec is None else dataclasses.replace(card, codec=codec), net=net)
-    except UsageError as exc:
-        raise WeightsError(f"{path.name}: {exc}") from None
-    if card.keypoint_names and list(model.keypoints.names) != list(card.keypoint_names):
-        raise WeightsError(f"{path.name}: keypoint names differ from the {model.keypoints.name} set")
-    model.weights_label = f"{path.name} via torchscript"
-    return model.eval()
+    check_expected_model(path, card, expected_model)
+    return model_around_exported_net(path, card, TorchScriptNet(path), "torchscript")
