@@ -183,7 +183,8 @@ def _check_flips(source, ann, out, report, teacher, model, weights, detector, bo
                   f"joints ≥ {flip_conf} · swapped at OKS + {margin} · match OKS ≥ {match_oks}"
                   + (f" · fill ≥ {kpt_thr}" if fill else ""))
     with make_progress() as progress:
-        on_image = frame_reporter(progress, progress.add_task("check", total=n_images, info=""))
+        on_image = frame_reporter(progress, progress.add_task("check", total=n_images, info=""),
+                                  "swapped person")
         checks, summary = check_flips(instances, est, conf_thr=flip_conf, margin=margin, match_oks=match_oks,
                                       fill=fill, kpt_thr=kpt_thr, on_image=on_image)
     if summary.images == 0:
