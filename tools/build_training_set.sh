@@ -2,7 +2,8 @@
 # Rebuild the training set of the amfacpose-r18-128x96-coco-lsp recipe from local copies, with left and right
 # checked: every set goes through `kanpose label --check-flips` (YOLO11n-pose teacher; people whose arms or legs fit
 # the teacher far better with left and right exchanged are re-oriented), and LSP-Extended, all 10,000 images, gets
-# its face points filled in by the teacher in the same pass.
+# its face points filled in by the teacher in the same pass. LSP-Extended trains on its cleaned file; the COCO sets
+# on their official labels (see step 4).
 #
 #   tools/build_training_set.sh [LSP_GIT_DIR] [DATA_ROOT] [OUT]
 #
