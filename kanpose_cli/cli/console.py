@@ -42,9 +42,10 @@ def make_progress(transient: bool = False) -> Progress:
     )
 
 
-def frame_reporter(progress: Progress, task):
-    """Per-frame callback ``(frame, persons)`` for predict/label: advances ``task`` with a running person count,
-    and prints ``skipped PATH: reason`` when ``persons`` is None (the frame could not be read)."""
+def frame_reporter(progress: Progress, task, noun: str = "person"):
+    """Per-frame callback ``(frame, persons)`` for predict/label: advances ``task`` with a running count of
+    ``noun`` (e.g. ``swapped person``), and prints ``skipped PATH: reason`` when ``persons`` is None (the frame
+    could not be read)."""
     total = {"persons": 0}
 
     def report(frame, persons: int | None) -> None:
@@ -53,7 +54,7 @@ def frame_reporter(progress: Progress, task):
             progress.console.print(f"[yellow]skipped[/] {frame.path}: {frame.error}", soft_wrap=True)
         else:
             total["persons"] += persons
-        progress.update(task, advance=1, info=plural(total["persons"], "person"))
+        progress.update(task, advance=1, info=plural(total["persons"], noun))
 
     return report
 
