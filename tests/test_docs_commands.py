@@ -242,6 +242,14 @@ def _check_fill(work, proc):
     assert any(a["keypoints"][2] > 0 for a in data["annotations"]), data["annotations"][0]["keypoints"]
 
 
+def _check_flips(work, proc):
+    data = _json(work / "lspet_clean.json")
+    report = _json(work / "lspet_clean.flips.json")
+    assert len(data["annotations"]) == 8, len(data["annotations"])  # nothing dropped without --drop-swapped
+    assert len(data["categories"][0]["keypoints"]) == 17  # LSP mapped onto COCO-17
+    assert report["counts"]["checked"] == 8, report["counts"]  # every LSP person went through the check
+
+
 def _newest(folder: Path) -> Path:
     runs = sorted((p for p in folder.glob("exp*") if p.is_dir()), key=lambda p: int(p.name[3:] or 0))
     assert runs, f"no run folder under {folder}"
@@ -318,6 +326,8 @@ COMMANDS: dict[str, Run | NotRun] = {
     "kanpose label unlabelled/ --teacher yolo:yolo11n-pose.pt --out pseudo.json": Run(check=_check_label),
     "kanpose label lspet/images --fill lspet/joints.mat --teacher yolo:yolo11n-pose.pt --out lspet_filled.json":
         Run(check=_check_fill),
+    "kanpose label lspet/images --check-flips lspet/joints.mat --teacher yolo:yolo11n-pose.pt --out lspet_clean.json":
+        Run(check=_check_flips),
     "kanpose train --model amfacpose-r18-128x96 --init shipped "
     "--train-ann train.json --train-images train2017/ --val-ann val.json --val-images val2017/ --device cuda":
         Run(TRAIN_BUDGET, needs="cuda", check=_check_train),
