@@ -219,6 +219,7 @@ def score_existing(data: CocoKeypointData, dets: list[dict], results_file, run_d
     """Score already-loaded results (:func:`score_results`; ``bootstrap`` resamples of AP over images when > 0) and
     write ``metrics.json`` into ``run_dir``."""
     report = score_results(data.coco, dets, image_ids=image_ids, bootstrap=bootstrap if dets else 0)
+    report["num_images"] = len(image_ids) if image_ids is not None else len(data.image_ids)  # as a model run's
     report["settings"] = {"mode": "score-only", "results_file": str(results_file),
                           **base_settings(data.ann_file, images_dir, image_ids)}
     write_metrics(Path(run_dir / "metrics.json"), report)
