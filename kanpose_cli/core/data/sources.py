@@ -126,6 +126,18 @@ def read_image_url(url: str) -> np.ndarray:
     return _read_image_response(url, _open_url(url))
 
 
+def read_frames(paths) -> Iterator[Frame]:
+    """One :class:`Frame` per image path, in order, the path kept as given (a ``str`` key stays usable): the
+    decoded (H, W, 3) uint8 BGR image, or ``image=None`` with ``error`` set for a file that cannot be read (it is
+    reported by the caller and skipped, never raised)."""
+    for path in paths:
+        try:
+            image, error = read_image(path), None
+        except InputError as exc:
+            image, error = None, str(exc)
+        yield Frame(image, path, error=error)
+
+
 class Source:
     """Base of the sources: ``kind`` (image|folder|glob|video|webcam|url|stream), ``description``, ``total()``."""
 

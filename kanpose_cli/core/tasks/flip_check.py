@@ -185,8 +185,8 @@ def check_flips(instances: list, teacher, *, conf_thr: float = DEFAULT_CONF, min
     Raises:
         UsageError: a teacher whose keypoint set is not COCO-17.
     """
-    from kanpose_cli.core.data.sources import Frame, read_image
-    from kanpose_cli.core.errors import InputError, UsageError
+    from kanpose_cli.core.data.sources import read_frames
+    from kanpose_cli.core.errors import UsageError
 
     kset = getattr(teacher, "keypoints", COCO17)
     if kset.name != COCO17.name:
@@ -196,17 +196,10 @@ def check_flips(instances: list, teacher, *, conf_thr: float = DEFAULT_CONF, min
     for n, inst in enumerate(instances):
         by_path.setdefault(inst.image_path, []).append(n)
 
-    def frames():
-        for path in by_path:
-            try:
-                image, error = read_image(path), None
-            except InputError as exc:
-                image, error = None, str(exc)
-            yield Frame(image, path, error=error)
 
     checks: list[PersonCheck | None] = [None] * len(instances)
     summary = FlipSummary()
-    for frame, out in teach(frames(), teacher):
+    for frame, out in teach(read_frames(by_path), teacher):
         people = by_path[str(frame.path)]
         if out is None:
             summary.skipped += 1

@@ -215,8 +215,7 @@ def fill_missing_keypoints(instances: list, teacher, images_root: str | Path, kp
         instance's box as xywh, ``filled`` = the 0-based indices written by the teacher, ``match_oks``), images
         with ``file_name`` relative to ``images_root``. ``summary.keypoints`` counts the filled joints.
     """
-    from kanpose_cli.core.data.sources import Frame, read_image
-    from kanpose_cli.core.errors import InputError
+    from kanpose_cli.core.data.sources import read_frames
 
     kset = getattr(teacher, "keypoints", COCO17)
     sigmas = kset.sigmas_array()
@@ -224,17 +223,10 @@ def fill_missing_keypoints(instances: list, teacher, images_root: str | Path, kp
     for inst in instances:
         by_path.setdefault(inst.image_path, []).append(inst)
 
-    def frames():
-        for path in by_path:
-            try:
-                image, error = read_image(path), None
-            except InputError as exc:
-                image, error = None, str(exc)
-            yield Frame(image, path, error=error)
 
     images, annotations = [], []
     skipped = filled_total = 0
-    for n, (frame, out) in enumerate(teach(frames(), teacher)):
+    for n, (frame, out) in enumerate(teach(read_frames(by_path), teacher)):
         people = by_path[str(frame.path)]
         if out is None:
             skipped += 1
