@@ -48,13 +48,84 @@ class KeypointSet:
         return np.asarray(self.sigmas, dtype=np.float64)
 
     def to_dict(self) -> dict:
+        """JSON-able definition, the form stored in checkpoints, ONNX metadata and keypoint-set files;
+        :meth:`from_dict` reads it back to an equal set."""
         return {
             "name": self.name,
             "names": list(self.names),
             "flip_index": list(self.flip_index),
             "skeleton": [list(p) for p in self.skeleton],
             "sigmas": list(self.sigmas),
+            "upper_body": list(self.upper_body),
         }
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "keypoint set") -> "KeypointSet":
+        """A set from its :meth:`to_dict` form (also a hand-written keypoint-set file).
+
+        Required: ``name``, ``names`` (K strings). Optional: ``flip_index`` (default: identity, no left/right),
+        ``skeleton`` (default none), ``sigmas`` (default ``1/K`` each, ultralytics' rule for sets without published
+        OKS sigmas), ``upper_body`` (default: all keypoints).
+
+        Raises:
+            ValueError: one line naming ``where`` and the offending entry (wrong length, index out of range,
+                a flip index that is not an involution, a non-positive sigma).
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"{where}: expected a mapping with 'name' and 'names', got {type(d).__name__}")
+        names = d.get("names")
+        if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"{where}: 'names' must be a non-empty list of keypoint names")
+        k = len(names)
+        if len(set(names)) != k:
+            dup = next(n for n in names if list(names).count(n) > 1)
+            raise ValueError(f"{where}: keypoint name {dup!r} appears twice in 'names'")
+
+        def indices(key, default, length=None):
+            val = d.get(key, default)
+            if val is None:
+                val = default
+            try:
+                out = tuple(int(v) for v in val)
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: '{key}' must be a list of integers") from None
+            if length is not None and len(out) != length:
+                raise ValueError(f"{where}: '{key}' has {len(out)} entries, expected {length} (one per keypoint)")
+            bad = [v for v in out if not 0 <= v < k]
+            if bad:
+                raise ValueError(f"{where}: '{key}' index {bad[0]} is out of range for {k} keypoints")
+            return out
+
+        flip = indices("flip_index", range(k), k)
+        for i, j in enumerate(flip):
+            if flip[j] != i:
+                raise ValueError(f"{where}: 'flip_index' is not symmetric: {i} -> {j} but {j} -> {flip[j]}")
+        skeleton_raw = d.get("skeleton") or []
+        try:
+            skeleton = tuple((int(a), int(b)) for a, b in skeleton_raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: 'skeleton' must be a list of [a, b] index pairs") from None
+        for a, b in skeleton:
+            if not (0 <= a < k and 0 <= b < k):
+                raise ValueError(f"{where}: 'skeleton' link [{a}, {b}] is out of range for {k} keypoints")
+        sigmas_raw = d.get("sigmas")
+        if sigmas_raw is None:
+            sigmas = tuple(1.0 / k for _ in range(k))
+        else:
+            try:
+                sigmas = tuple(float(v) for v in sigmas_raw)
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: 'sigmas' must be a list of numbers") from None
+            if len(sigmas) != k:
+                raise ValueError(f"{where}: 'sigmas' has {len(sigmas)} entries, expected {k} (one per keypoint)")
+            if any(not (s > 0) for s in sigmas):
+                raise ValueError(f"{where}: 'sigmas' must all be positive")
+        upper = indices("upper_body", range(k))
+        name = d.get("name")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{where}: 'name' must be a non-empty string")
+        return cls(name=name, names=tuple(names), flip_index=flip, skeleton=skeleton, sigmas=sigmas,
+                   upper_body=upper)
 
 
 COCO17 = KeypointSet(

@@ -210,11 +210,12 @@ class PoseModel(nn.Module):
         keypoints: the :class:`KeypointSet`.
     """
 
-    def __init__(self, spec: ModelSpec, config, net: nn.Module, codec: KeypointCodec, loss_config: dict | None = None):
+    def __init__(self, spec: ModelSpec, config, net: nn.Module, codec: KeypointCodec, loss_config: dict | None = None,
+                 keypoints: KeypointSet | None = None):
         super().__init__()
         self.spec, self.config, self.net, self.codec = spec, config, net, codec
         self.loss_config = dict(loss_config if loss_config is not None else spec.loss)
-        self.keypoints: KeypointSet = get_keypoint_set(spec.keypoint_set)
+        self.keypoints: KeypointSet = keypoints if keypoints is not None else get_keypoint_set(spec.keypoint_set)
         self.weights_label = "untrained"
 
     @property
@@ -285,6 +286,7 @@ class PoseModel(nn.Module):
             "input_size": list(self.input_size),
             "keypoint_set": self.keypoints.name,
             "keypoint_names": list(self.keypoints.names),
+            "keypoints": self.keypoints.to_dict(),
             "codec": self.codec.config(),
             "loss": self.loss_config,
             "mean": list(self.spec.mean),
@@ -294,7 +296,7 @@ class PoseModel(nn.Module):
 
 
 def create_model(name: str, overrides: dict | None = None, codec_overrides: dict | None = None,
-                 net: nn.Module | None = None) -> PoseModel:
+                 net: nn.Module | None = None, keypoints: KeypointSet | None = None) -> PoseModel:
     """Build a registered variant with random initialisation.
 
     Args:
@@ -304,6 +306,8 @@ def create_model(name: str, overrides: dict | None = None, codec_overrides: dict
         codec_overrides: codec settings to change (a different ``type`` replaces the spec's codec settings).
         net: use this network instead of building ``spec.build(config)`` (a runtime backend such as an
             onnxruntime session wrapped as a module; see :mod:`kanpose_cli.core.weights.onnx`).
+        keypoints: the keypoint set the model predicts (default: the spec's, COCO-17). Its size K sets the
+            config's ``num_keypoints`` (the head's output size); the set travels in :meth:`PoseModel.meta`.
 
     Returns:
         :class:`PoseModel` in eval mode.
@@ -313,6 +317,8 @@ def create_model(name: str, overrides: dict | None = None, codec_overrides: dict
     """
     spec = get_spec(name)
     config = spec.config
+    if keypoints is not None and getattr(config, "num_keypoints", keypoints.num_keypoints) != keypoints.num_keypoints:
+        overrides = {**(overrides or {}), "num_keypoints": keypoints.num_keypoints}
     if overrides:
         try:
             config = from_dict(type(config), {**dataclasses.asdict(config), **overrides})
@@ -325,5 +331,9 @@ def create_model(name: str, overrides: dict | None = None, codec_overrides: dict
     loss_cfg = spec.loss_for(config) if spec.loss_for is not None else spec.loss
     if net is None:
         net = spec.build(config)
-    model = PoseModel(spec, config, net, build_codec(codec_cfg, tuple(config.input_size)), loss_cfg)
+    if keypoints is None and getattr(config, "num_keypoints", None) not in (None, get_keypoint_set(spec.keypoint_set)
+                                                                              .num_keypoints):
+        raise UsageError(f"model {name}: num_keypoints={config.num_keypoints} needs its keypoint set "
+                         f"(names, flip pairs); pass the set, e.g. --keypoint-set")
+    model = PoseModel(spec, config, net, build_codec(codec_cfg, tuple(config.input_size)), loss_cfg, keypoints)
     return model.eval()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kanpose_cli import __version__
 from kanpose_cli.core.errors import WeightsError
+from kanpose_cli.core.keypoints import KeypointSet, get_keypoint_set
 
 META_KEY = "kanpose"
 
@@ -75,6 +76,26 @@ class ModelCard:
             udp=bool(meta.get("udp", True)), kanpose_version=str(meta.get("kanpose_version", "")),
             provenance=dict(meta.get("provenance") or {}), decode=bool(meta.get("decode", False)),
             output_names=tuple(meta.get("output_names") or ()), format=fmt, path=str(path), meta=dict(meta))
+
+
+    def keypoints(self) -> KeypointSet:
+        """The keypoint set of the file: the full definition stored under ``"keypoints"`` (files written
+        since keypoint sets became data, any skeleton), else the built-in set named by ``keypoint_set`` (older
+        COCO-17 files).
+
+        Raises:
+            WeightsError: a malformed stored definition, or an unknown set name without a definition.
+        """
+        stored = self.meta.get("keypoints")
+        if stored is not None:
+            try:
+                return KeypointSet.from_dict(stored, where=f"{Path(self.path).name or 'weights'}: keypoints")
+            except ValueError as exc:
+                raise WeightsError(str(exc)) from None
+        try:
+            return get_keypoint_set(self.keypoint_set)
+        except KeyError as exc:
+            raise WeightsError(f"{Path(self.path).name}: {exc.args[0]}") from None
 
 
 def checkpoint_meta(model, provenance: dict | None = None) -> dict:

@@ -59,9 +59,11 @@ def model_from_card(card: ModelCard, net: torch.nn.Module | None = None) -> Pose
 
     Raises:
         UsageError: the card names a model this kanpose does not know, or config fields it does not know.
+        WeightsError: a malformed keypoint-set definition in the card.
     """
     config = {k: v for k, v in (card.config or {}).items() if k not in RETIRED_CONFIG_FIELDS}
-    return create_model(card.model, overrides=config or None, codec_overrides=card.codec or None, net=net)
+    return create_model(card.model, overrides=config or None, codec_overrides=card.codec or None, net=net,
+                        keypoints=card.keypoints())
 
 
 def check_expected_model(path: Path, card: ModelCard, expected_model: str | None) -> None:
