@@ -278,3 +278,44 @@ def test_declared_joint_mappings_join_joints_of_the_same_name():
     assert get_joint_mapping("coco17", "crowdpose14").pairs[0] == (5, 0)
     with pytest.raises(KeyError, match="no joint mapping from 'onehand21'"):
         get_joint_mapping("onehand21", "coco17")
+
+
+
+def _draw(kset, points):
+    """One person whose keypoints sit at ``points`` (K, 2), drawn on a grey 400 x 400 image without its box."""
+    import numpy as np
+
+    from kanpose_cli.core.draw import draw_poses
+    from kanpose_cli.core.results import PoseResult
+
+    result = PoseResult(boxes=[[0, 0, 10, 10]], box_scores=[1.0], keypoints=np.asarray(points, float)[None],
+                        keypoint_scores=np.ones((1, kset.num_keypoints)), image_size=(400, 400), keypoint_set=kset)
+    return draw_poses(np.full((400, 400, 3), 128, np.uint8), result, draw_boxes=False, radius=4, thickness=2)
+
+
+def _side_at(canvas, x, y):
+    """Which of the side colours the pixel (x, y) is closest to (lines are anti-aliased)."""
+    from kanpose_cli.core.draw import _LEFT, _MID, _RIGHT
+
+    pixel = [int(v) for v in canvas[y, x]]
+    return min((("left", _LEFT), ("right", _RIGHT), ("centre", _MID)),
+               key=lambda c: sum((a - b) ** 2 for a, b in zip(pixel, c[1])))[0]
+
+
+def test_drawing_colours_by_flip_side():
+    grid = [(20 + 40 * (i % 9), 20 + 40 * (i // 9)) for i in range(21)]  # dots far apart, none covers another
+    hand = _draw(KEYPOINT_SETS["onehand21"], grid)
+    assert {_side_at(hand, x, y) for x, y in grid} == {"centre"}  # a hand: no left/right at all
+    ap = KEYPOINT_SETS["ap10k17"]
+    canvas = _draw(ap, grid[:17])
+    drawn = {name: _side_at(canvas, *grid[k]) for k, name in enumerate(ap.names)}
+    assert (drawn["left_eye"], drawn["right_back_paw"], drawn["neck"]) == ("left", "right", "centre")
+    assert [drawn[n] for n in ap.names] == list(ap.sides())
+    # neutral names: the lower index of a pair is left; links take their ends' side (a-b left, d-e right, a-d centre)
+    neutral = KeypointSet.from_dict({"name": "n", "names": ["a", "b", "c", "d", "e"], "flip_index": [3, 4, 2, 0, 1],
+                                     "skeleton": [[0, 1], [3, 4], [0, 3]]})
+    pts = [(50, 50), (50, 250), (200, 150), (350, 50), (350, 250)]
+    canvas = _draw(neutral, pts)
+    assert [_side_at(canvas, x, y) for x, y in pts] == ["left", "left", "centre", "right", "right"]
+    assert (_side_at(canvas, 50, 150), _side_at(canvas, 350, 150), _side_at(canvas, 120, 50)) == \
+        ("left", "right", "centre")
