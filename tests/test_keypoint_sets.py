@@ -319,3 +319,39 @@ def test_drawing_colours_by_flip_side():
     assert [_side_at(canvas, x, y) for x, y in pts] == ["left", "left", "centre", "right", "right"]
     assert (_side_at(canvas, 50, 150), _side_at(canvas, 350, 150), _side_at(canvas, 120, 50)) == \
         ("left", "right", "centre")
+
+
+def test_oks_nms_uses_the_sets_sigmas():
+    """Two instances 6 px apart per keypoint on a 100 x 100 area: with the wide sigmas of a 3-keypoint set (1/K) they
+    are the same person, with COCO-like narrow sigmas they are not. The caller must say which."""
+    import numpy as np
+
+    from kanpose_cli.core.evaluation.oks_nms import oks_nms
+
+    a = np.array([[10.0, 10.0, 1.0], [50.0, 40.0, 1.0], [80.0, 90.0, 1.0]])
+    b = a + [6.0, 0.0, 0.0]
+    wide = KeypointSet.from_dict({"name": "t3", "names": ["a", "b", "c"]}).sigmas_array()
+    args = (np.stack([a, b]), np.array([0.9, 0.8]), np.full(2, 1e4))
+    assert oks_nms(*args, sigmas=wide) == [0]
+    assert oks_nms(*args, sigmas=np.full(3, 0.025)) == [0, 1]
+    with pytest.raises(TypeError):
+        oks_nms(*args)  # no COCO default
+    with pytest.raises(ValueError, match="2 OKS sigmas for 3 keypoints"):
+        oks_nms(*args, sigmas=np.full(2, 0.1))
+
+
+def test_ultralytics_shipped_dataset_yamls():
+    """The pose dataset YAMLs that come with ultralytics (read as files; ultralytics is not imported)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("ultralytics")
+    folder = Path(spec.origin).parent / "cfg" / "datasets"
+    assert load_keypoint_set(folder / "coco8-pose.yaml") is COCO17
+    dog = load_keypoint_set(folder / "dog-pose.yaml")
+    assert dog.num_keypoints == 24 and dog.name == "dog24"
+    raw = yaml.safe_load((folder / "dog-pose.yaml").read_text())
+    assert list(dog.names) == raw["kpt_names"][0] and "flip_idx" not in raw  # flip pairs from the names
+    assert dog.flip_index[:6] == (6, 7, 8, 9, 10, 11) and dog.flip_index[12:18] == (12, 13, 15, 14, 16, 17)
+    assert dog.sides()[dog.names.index("front_left_paw")] == "left"
+    hand = load_keypoint_set(folder / "hand-keypoints.yaml")
+    assert hand.num_keypoints == 21 and hand.sigmas == (1 / 21,) * 21

@@ -344,10 +344,10 @@ def _slug(text: str, default: str) -> str:
     return s or default
 
 
-def _custom_set(names, flip_index, skeleton, name: str, where: str) -> KeypointSet:
+def _custom_set(names, flip_index, skeleton, name: str, where: str, sigmas=None) -> KeypointSet:
     try:
         return KeypointSet.from_dict({"name": name, "names": list(names), "flip_index": list(flip_index),
-                                      "skeleton": [list(p) for p in skeleton]}, where=where)
+                                      "skeleton": [list(p) for p in skeleton], "sigmas": sigmas}, where=where)
     except ValueError as e:
         raise InputError(str(e)) from None
 
@@ -422,13 +422,15 @@ def keypoint_set_from_yolo(data: dict, where: str = "dataset YAML", name: str | 
     ``kpt_shape: [K, 2 | 3]`` gives K; ``flip_idx`` (optional) the flip index; ``kpt_names`` (optional; ultralytics
     8.3+ writes ``{class id: [K names]}``, class 0's are taken; a plain list is read too) the names, else ``kpt_0``
     ... ``kpt_{K-1}``. Without ``flip_idx`` the flip index comes from the names (:func:`flip_index_from_names`;
-    identity for generic names). When the names equal a built-in set's, or there are none and K = 17 with COCO's
-    ``flip_idx`` (ultralytics' COCO-pose YAMLs before 8.3), that set is returned whole. Otherwise OKS sigmas are
-    ``1/K`` (ultralytics' rule), no skeleton, upper body all keypoints; the set is named ``name``, default the first
-    class name and K (``person17``).
+    identity for generic names; ultralytics itself turns horizontal flips off when ``flip_idx`` is missing). When
+    the names equal a built-in set's, or there are none and K = 17 with COCO's ``flip_idx`` (ultralytics' COCO-pose
+    YAMLs before 8.3), that set is returned whole. Otherwise OKS sigmas are ``kpt_oks_sigmas`` (the optional key
+    ultralytics' pose trainer reads) or ``1/K`` (ultralytics' rule), no skeleton, upper body all keypoints; the set
+    is named ``name``, default the first class name and K (``person17``).
 
     Raises:
-        InputError: one line naming ``where`` and the entry (``kpt_shape``, ``flip_idx``, ``kpt_names``).
+        InputError: one line naming ``where`` and the entry (``kpt_shape``, ``flip_idx``, ``kpt_names``,
+            ``kpt_oks_sigmas``).
     """
     if not isinstance(data, dict):
         raise InputError(f"{where}: expected a mapping with 'kpt_shape' (an ultralytics YOLO-pose dataset YAML)")
@@ -462,11 +464,16 @@ def keypoint_set_from_yolo(data: dict, where: str = "dataset YAML", name: str | 
         names = [f"kpt_{i}" for i in range(k)]
         if flip_raw is None:
             flip = tuple(range(k))
+    sigmas = data.get("kpt_oks_sigmas")
+    if sigmas is not None and (not isinstance(sigmas, (list, tuple)) or len(sigmas) != k or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in sigmas)):
+        raise InputError(f"{where}: kpt_oks_sigmas must give {k} positive OKS sigmas (one per keypoint of "
+                         f"kpt_shape)")
     classes = data.get("names")
     first = (classes.get(0, next(iter(classes.values()), "")) if isinstance(classes, dict) and classes
              else classes[0] if isinstance(classes, list) and classes else "")
     set_name = name or f"{_slug(str(first), 'custom')}{k}"
-    return _custom_set(names, flip, (), set_name, where)
+    return _custom_set(names, flip, (), set_name, where, sigmas)
 
 
 def _yolo_names(raw, k: int, where: str) -> list[str] | None:
