@@ -268,3 +268,34 @@ def test_corrupt_image_prints_only_kanposes_error_line(tmp_path):
     assert out.splitlines() == [f"error: {image} is not a decodable image"], out
     assert "[ERROR" not in out and "global " not in out
     assert not (tmp_path / "out").exists()
+
+
+def test_writers_follow_a_keypoint_set_other_than_coco(tmp_path):
+    """A 21-keypoint hand result: the JSON instances, the COCO results and tracks.csv carry K = 21 in the set's
+    order and with its names."""
+    from kanpose_cli.core.data.writers import PredictionWriter, TrackCsvWriter
+    from kanpose_cli.core.keypoints import get_keypoint_set
+
+    hand = get_keypoint_set("onehand21")
+    kpts = np.stack([np.linspace(40, 160, 21), np.linspace(30, 150, 21)], axis=1)[None]
+    scores = np.linspace(0.1, 0.9, 21)[None]
+    result = PoseResult(boxes=[[20, 10, 180, 170]], box_scores=[0.9], keypoints=kpts, keypoint_scores=scores,
+                        image_size=(200, 200), path="hand.png", keypoint_set=hand, track_ids=[3], frame_index=0,
+                        time_s=0.0)
+    run = next_run_dir(tmp_path / "runs")
+    writer = PredictionWriter(run, header={"keypoint_names": list(hand.names)}, save_images=False, save_json=True,
+                              save_coco=True)
+    writer.write_image(np.zeros((200, 200, 3), np.uint8), result, image_id=7)
+    writer.close()
+    folder = tmp_path / "runs" / "exp1"
+    inst = json.loads((folder / "hand.json").read_text())["instances"][0]
+    assert len(inst["keypoints"]) == 21 and inst["keypoints"][0] is None  # 0.1 < kpt_thr 0.3
+    assert inst["keypoints"][20] == [160.0, 150.0]
+    coco = json.loads((folder / "coco_results.json").read_text())
+    assert len(coco[0]["keypoints"]) == 63 and coco[0]["image_id"] == 7
+    csv_writer = TrackCsvWriter(tmp_path / "tracks.csv")
+    csv_writer.write(result)
+    csv_writer.close()
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "tracks.csv").read_text())))
+    assert [r["keypoint"] for r in rows] == list(hand.names) and rows[4]["keypoint"] == "thumb4"
+    assert rows[0]["x"] == "" and rows[-1]["x"] == "160.0" and rows[-1]["track_id"] == "3"

@@ -46,6 +46,7 @@ def test_main_job_on_a_real_photo_writes_annotated_image_and_json(tmp_path):
     assert data["width"] == 810 and data["height"] == 1080
     assert data["model"] == "amfacpose-r18-128x96" and "RANDOM" in data["weights"]
     assert data["detector"] == "YOLO yolo11n-pose.pt"
+    assert data["keypoint_set"] == "coco17"
     assert data["keypoint_names"][5] == "left_shoulder" and len(data["skeleton"]) == 19
     assert len(data["instances"]) == 4  # the four people of bus.jpg at conf 0.25
     for inst in data["instances"]:

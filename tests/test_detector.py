@@ -90,3 +90,30 @@ def test_person_box_ap_on_coco_mini(coco_mini):
     ap = ev.stats[0]
     print(f"person box AP {ap:.3f}")
     assert ap >= 0.39
+
+
+def test_yolo_pose_peer_keypoint_set_from_the_model():
+    """The YOLO pose peer's keypoints: COCO-17 for K = 17 (yolo11n-pose.pt), else what the ultralytics network keeps
+    of its training data (kpt_names, kpt_oks_sigmas; flip pairs from the names)."""
+    from types import SimpleNamespace
+
+    from kanpose_cli.core.detect.yolo import YoloPoseEstimator, pose_keypoint_set
+    from kanpose_cli.core.errors import WeightsError
+    from kanpose_cli.core.keypoints import COCO17
+
+    assert pose_keypoint_set(SimpleNamespace(kpt_shape=[17, 3], names={0: "person"}), "m.pt") is COCO17
+    assert pose_keypoint_set(SimpleNamespace(), "m.pt") is COCO17  # no kpt_shape: ultralytics' default (17, 3)
+    dog = pose_keypoint_set(SimpleNamespace(kpt_shape=[4, 3], names={0: "dog"},
+                                            kpt_names={0: ["nose", "left_ear", "right_ear", "tail"]},
+                                            kpt_oks_sigmas=[0.1, 0.2, 0.2, 0.3]), "dog.pt")
+    assert (dog.name, dog.flip_index, dog.sigmas) == ("dog4", (0, 2, 1, 3), (0.1, 0.2, 0.2, 0.3))
+    # trained without names: ultralytics writes "0", "1", ...; generic names, no flip pairs, 1/K sigmas
+    plain = pose_keypoint_set(SimpleNamespace(kpt_shape=[5, 2], names={0: "tiger"},
+                                              kpt_names={0: ["0", "1", "2", "3", "4"]}), "t.pt")
+    assert plain.names == ("kpt_0", "kpt_1", "kpt_2", "kpt_3", "kpt_4") and plain.flip_index == tuple(range(5))
+    assert plain.sigmas == (0.2,) * 5
+    with pytest.raises(WeightsError, match="bad.pt: kpt_names must give 3"):
+        pose_keypoint_set(SimpleNamespace(kpt_shape=[3, 3], kpt_names={0: ["a"]}), "bad.pt")
+
+    est = YoloPoseEstimator()  # the shipped yolo11n-pose.pt: COCO-17 as before
+    assert est.keypoints is COCO17 and est.kpt_shape == (17, 3)

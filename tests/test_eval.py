@@ -18,6 +18,7 @@ from kanpose_cli.core.data.coco import CocoKeypointData
 from kanpose_cli.core.evaluation import evaluator
 from kanpose_cli.core.evaluation.oks_nms import oks_nms
 from kanpose_cli.core.errors import InputError
+from kanpose_cli.core.keypoints import COCO17
 from kanpose_cli.core.models import create_model, get_spec, list_models
 
 ANN = "annotations/person_keypoints_val2017.json"
@@ -95,7 +96,8 @@ def test_oks_nms_drops_duplicates_keeps_others():
     near[:, :2] += 0.5
     far = a.copy()
     far[:, 0] += 300
-    keep = oks_nms(np.stack([near, a, far]), np.array([0.8, 0.9, 0.7]), np.full(3, 100.0 * 150.0), thr=0.9)
+    keep = oks_nms(np.stack([near, a, far]), np.array([0.8, 0.9, 0.7]), np.full(3, 100.0 * 150.0), thr=0.9,
+                   sigmas=COCO17.sigmas_array())
     assert keep == [1, 2]
 
 

@@ -52,7 +52,6 @@ def _task_rules() -> list[tuple[str, str, str]]:
 RULES = _task_rules() + [
     ("kanpose_cli.core", "kanpose_cli.cli", "core never depends on the Typer commands"),
     ("kanpose_cli.core.results", "kanpose_cli.core.data", "data (writers, drawing) uses results, not the reverse"),
-    ("kanpose_cli.core.keypoints", "kanpose_cli.core", "keypoint metadata is the bottom: no kanpose imports"),
     ("kanpose_cli.core.paths", "kanpose_cli.core", "paths is the bottom: no kanpose imports"),
     ("kanpose_cli.core.errors", "kanpose_cli.core", "errors is the bottom: no kanpose imports"),
     ("kanpose_cli.core.text", "kanpose_cli.core", "message wording (plurals, AP) is the bottom: no kanpose imports"),
@@ -81,6 +80,9 @@ ONLY = [
     ("kanpose_cli.core.registry", {"kanpose_cli.core.errors"},
      "the generic registry (models, codecs, losses, converters) sits at the bottom, next to errors"),
     ("kanpose_cli.core.draw", set(), "drawing reads results by duck typing, so results.plot() can use it"),
+    ("kanpose_cli.core.keypoints", {"kanpose_cli.core.errors"},
+     "keypoint-set metadata is the bottom (models, codecs, results, drawing use it), next to errors for the one-line "
+     "messages about users' keypoint-set files"),
     ("kanpose_cli.core.config_io", {"kanpose_cli.core.errors", "kanpose_cli.core.registry"},
      "the dict -> dataclass loader (training config, model configs) sits at the bottom, next to errors and the "
      "registry's name suggestions"),

@@ -27,6 +27,20 @@ def test_pyproject_lists_every_package():
     assert shipped, "weights/ holds no shipped checkpoint"
 
 
+def test_package_data_ships_every_data_file():
+    """Every file inside the package that is not Python (recipes, the complexity table, the built-in keypoint sets)
+    matches a [tool.setuptools.package-data] glob, so the wheel carries it."""
+    package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    shipped = {path for package, patterns in package_data.items() if package.startswith("kanpose_cli.")
+               or package == "kanpose_cli" for pattern in patterns
+               for path in (REPO.joinpath(*package.split("."))).glob(pattern)}
+    data = {path for path in (REPO / "kanpose_cli").rglob("*")
+            if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts}
+    assert not data - shipped, f"not shipped in the wheel: {sorted(str(p.relative_to(REPO)) for p in data - shipped)}"
+    sets = {p.name for p in shipped if p.parent.name == "keypoint_sets"}
+    assert {"coco17.json", "lsp14.json", "onehand21.json", "joint_mappings.json"} <= sets
+
+
 @pytest.mark.slow
 def test_wheel_in_fresh_environment_finds_shipped_weights(tmp_path):
     """Build the wheel, install it with no dependencies into a new virtual environment whose only other path is this
@@ -55,6 +69,10 @@ def test_wheel_in_fresh_environment_finds_shipped_weights(tmp_path):
     where = subprocess.run([str(py), "-c", "import kanpose_cli; print(kanpose_cli.__file__)"], cwd=work, env=env,
                            check=True, capture_output=True, text=True).stdout.strip()
     assert Path(where).is_relative_to(site), where  # the wheel's copy, not the checkout
+    sets = subprocess.run([str(py), "-c", "from kanpose_cli.core.keypoints import KEYPOINT_SETS as S; print(*S)"],
+                          cwd=work, env=env, check=True, capture_output=True, text=True).stdout.split()
+    builtin = REPO / "kanpose_cli" / "core" / "keypoint_sets"
+    assert sorted(sets) == sorted(p.stem for p in builtin.glob("*.json") if p.name != "joint_mappings.json")
 
     listing = subprocess.run([str(env_dir / "bin" / "kanpose"), "models", "amfacpose-r18-128x96", "--format", "json"],
                              cwd=work, env=env, capture_output=True, text=True, timeout=600)

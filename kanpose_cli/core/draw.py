@@ -3,7 +3,13 @@
 It sits low in ``kanpose_cli.core`` (numpy and OpenCV only, no kanpose import) so that
 :meth:`kanpose_cli.core.results.PoseResult.plot` and the writers in :mod:`kanpose_cli.core.data` can both use it.
 A result is read by duck typing: ``boxes`` (N, 4), ``keypoints`` (N, K, 2), ``keypoint_scores`` (N, K),
-``keypoint_set`` (names, skeleton) and, for tracked video, ``track_ids`` (N,) or None.
+``keypoint_set`` (names, flip index, skeleton; a :class:`~kanpose_cli.core.keypoints.KeypointSet`) and, for tracked
+video, ``track_ids`` (N,) or None.
+
+Colours follow the flip side (``keypoint_set.sides()``, from the flip index): the keypoints of a flip pair get the
+left or right colour, keypoints that map to themselves the centre colour, a link the colour of its ends when both are
+on one side and the centre colour otherwise. A set without left/right words in its names (a hand, a face) is
+coloured correctly too.
 """
 
 from __future__ import annotations
@@ -25,8 +31,14 @@ def track_colour(track_id: int) -> tuple[int, int, int]:
     return int(round(255 * b)), int(round(255 * g)), int(round(255 * r))
 
 
-def _side(name: str):
-    return _LEFT if name.startswith("left") else _RIGHT if name.startswith("right") else _MID
+_SIDE_COLOUR = {"left": _LEFT, "right": _RIGHT, "centre": _MID}
+
+
+def keypoint_colours(keypoint_set) -> list[tuple[int, int, int]]:
+    """BGR colour of each of the K keypoints of ``keypoint_set`` by flip side (module docstring); a set without
+    ``sides()`` (no flip index) is all centre."""
+    sides = keypoint_set.sides() if hasattr(keypoint_set, "sides") else ["centre"] * len(keypoint_set.names)
+    return [_SIDE_COLOUR[s] for s in sides]
 
 
 def draw_poses(image_bgr: np.ndarray, result, kpt_thr: float = 0.3, draw_boxes: bool = True,
@@ -44,6 +56,7 @@ def draw_poses(image_bgr: np.ndarray, result, kpt_thr: float = 0.3, draw_boxes: 
     radius = radius or max(2, int(round(3 * scale)))
     thickness = thickness or max(1, int(round(2 * scale)))
     names = result.keypoint_set.names
+    colours = keypoint_colours(result.keypoint_set)
     track_ids = getattr(result, "track_ids", None)
     for i in range(len(result)):
         kpts, scores = result.keypoints[i], result.keypoint_scores[i]
@@ -63,11 +76,11 @@ def draw_poses(image_bgr: np.ndarray, result, kpt_thr: float = 0.3, draw_boxes: 
             if scores[a] >= kpt_thr and scores[b] >= kpt_thr:
                 pa = (int(round(kpts[a, 0])), int(round(kpts[a, 1])))
                 pb = (int(round(kpts[b, 0])), int(round(kpts[b, 1])))
-                colour = _side(names[a]) if _side(names[a]) == _side(names[b]) else _MID
+                colour = colours[a] if colours[a] == colours[b] else _MID
                 cv2.line(canvas, pa, pb, colour, thickness, cv2.LINE_AA)
         for k in range(len(names)):
             if scores[k] >= kpt_thr:
-                cv2.circle(canvas, (int(round(kpts[k, 0])), int(round(kpts[k, 1]))), radius, _side(names[k]), -1,
+                cv2.circle(canvas, (int(round(kpts[k, 0])), int(round(kpts[k, 1]))), radius, colours[k], -1,
                            cv2.LINE_AA)
     if label:
         cv2.putText(canvas, label, (10, int(30 * max(scale, 0.6))), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * max(scale, 0.6),

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from kanpose_cli.core.errors import InputError, UsageError, WeightsError
-from kanpose_cli.core.keypoints import COCO17
+from kanpose_cli.core.keypoints import COCO17, KeypointSet, keypoint_set_from_yolo
 from kanpose_cli.core.paths import cache_dir, keep_third_party_files_in_cache
 from kanpose_cli.core.results import PoseResult
 
@@ -244,10 +244,7 @@ class YoloPoseEstimator:
             raise WeightsError(f"{self.weights.name} is a YOLO {getattr(self.model, 'task', '?')} model, "
                                "not a pose model")
         self.kpt_shape = tuple(getattr(self.model.model, "kpt_shape", (17, 3)))
-        if self.kpt_shape[0] != COCO17.num_keypoints:
-            raise WeightsError(f"{self.weights.name} predicts {self.kpt_shape[0]} keypoints; kanpose needs the "
-                               f"{COCO17.num_keypoints} COCO keypoints")
-        self.keypoints = COCO17
+        self.keypoints = pose_keypoint_set(self.model.model, self.weights.name)
 
     def predict_batch(self, images_bgr: list[np.ndarray], paths: list[str] | None = None) -> list[PoseResult]:
         """Poses in several (H, W, 3) uint8 BGR images at once; one :class:`PoseResult` per image."""
@@ -272,8 +269,38 @@ class YoloPoseEstimator:
                 xy = kp.xy.cpu().numpy().astype(np.float32)
                 conf = (kp.conf.cpu().numpy().astype(np.float32) if kp.conf is not None
                         else np.ones(xy.shape[:2], np.float32))
-            out.append(PoseResult(boxes, scores, xy, conf, image.shape[:2], path, keypoint_set=COCO17))
+            out.append(PoseResult(boxes, scores, xy, conf, image.shape[:2], path, keypoint_set=self.keypoints))
         return out
+
+
+def pose_keypoint_set(model, where: str) -> KeypointSet:
+    """The keypoint set of an ultralytics pose network (``YOLO(...).model``, a ``PoseModel``).
+
+    K = 17 (``kpt_shape``, the COCO-pose models such as ``yolo11n-pose.pt``): :data:`COCO17`. Otherwise the set
+    :func:`~kanpose_cli.core.keypoints.keypoint_set_from_yolo` makes of what the model keeps from its training data:
+    ``kpt_names`` of class 0 (ultralytics 8.3+; the ``"0"``, ``"1"``, ... it writes when the data had none count as
+    none), ``kpt_oks_sigmas`` when given, and the class names. The model does not keep the data's ``flip_idx``: flip
+    pairs come from the keypoint names (none for generic names).
+
+    Raises:
+        WeightsError: a ``kpt_shape`` or ``kpt_names`` that does not describe K keypoints.
+    """
+    shape = [int(v) for v in getattr(model, "kpt_shape", None) or (17, 3)]
+    if shape[0] == COCO17.num_keypoints:
+        return COCO17
+    data: dict = {"kpt_shape": shape, "names": getattr(model, "names", None)}
+    names = getattr(model, "kpt_names", None)
+    if isinstance(names, dict) and names:
+        names = names.get(0, next(iter(names.values())))
+    if names and [str(n) for n in names] != [str(i) for i in range(shape[0])]:
+        data["kpt_names"] = list(names)
+    sigmas = getattr(model, "kpt_oks_sigmas", None)
+    if sigmas is not None and len(sigmas) == shape[0]:
+        data["kpt_oks_sigmas"] = [float(v) for v in sigmas]
+    try:
+        return keypoint_set_from_yolo(data, where=where)
+    except InputError as exc:
+        raise WeightsError(str(exc)) from None
 
 
 # ------------------------------------------------------------------------------------------------- trackers

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from kanpose_cli.core.evaluation.oks import object_keypoint_similarity
-from kanpose_cli.core.keypoints import COCO17
 from kanpose_cli.core.protocol import OKS_NMS_THR
 
 
@@ -38,8 +37,8 @@ def oks_iou(ref: np.ndarray, others: np.ndarray, area_ref: float, areas: np.ndar
     return object_keypoint_similarity(others[..., :2], ref[None, :, :2], scale, sigmas, labelled).astype(np.float32)
 
 
-def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, thr: float = OKS_NMS_THR,
-            sigmas: np.ndarray | None = None, vis_thr: float | None = None) -> list[int]:
+def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, thr: float = OKS_NMS_THR, *,
+            sigmas: np.ndarray, vis_thr: float | None = None) -> list[int]:
     """Greedy OKS-NMS over the instances of one image.
 
     Args:
@@ -48,14 +47,19 @@ def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, thr: f
         areas: (N,) instance areas in pixels² (the padded crop area in the top-down protocol).
         thr: an instance is dropped if its OKS with a kept, higher-scored one is above ``thr``
             (:data:`~kanpose_cli.core.protocol.OKS_NMS_THR`, 0.9).
-        sigmas: (K,) OKS sigmas (default COCO-17).
+        sigmas: (K,) OKS sigmas of the instances' keypoint set (``KeypointSet.sigmas_array()``); no default, so
+            a set other than COCO-17 is never suppressed with COCO's sigmas.
 
     Returns:
         Indices of the kept instances, highest score first.
+
+    Raises:
+        ValueError: ``sigmas`` does not have one entry per keypoint.
     """
-    if sigmas is None:
-        sigmas = COCO17.sigmas_array()
     keypoints = np.asarray(keypoints, dtype=np.float64)
+    sigmas = np.asarray(sigmas, dtype=np.float64)
+    if keypoints.ndim == 3 and sigmas.shape != (keypoints.shape[1],):
+        raise ValueError(f"oks_nms: {sigmas.size} OKS sigmas for {keypoints.shape[1]} keypoints")
     if len(keypoints) == 0:
         return []
     order = np.argsort(np.asarray(scores))[::-1]

@@ -108,7 +108,8 @@ class PoseEstimator:
 
     Attributes:
         name: the pose model (``"amfacpose-r18-256x192"``, ``"yolo:yolo11n-pose.pt"``). weights_label: its weights.
-        keypoints: the :class:`~kanpose_cli.core.keypoints.KeypointSet` of the results (COCO-17).
+        keypoints: the :class:`~kanpose_cli.core.keypoints.KeypointSet` of the results (the model's; COCO-17 for
+            the shipped weights).
         box_source: the :class:`~kanpose_cli.core.detect.boxes.BoxSource` (None for ``yolo:`` models).
         boxes_label: where the boxes come from, for logs and output headers. random_weights: untrained weights.
         backend: what runs the pose network: ``torch``, ``onnxruntime <execution provider>`` or ``ultralytics``,

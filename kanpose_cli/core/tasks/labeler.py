@@ -197,11 +197,11 @@ def fill_missing_keypoints(instances: list, teacher, images_root: str | Path, kp
     """Teacher fill-in: add pseudo-labels for the joints a training set lacks, keeping every ground-truth joint.
 
     For each image of ``instances`` the teacher runs once; each ground-truth person is matched to the teacher
-    person with the highest OKS on the person's labelled joints (COCO sigmas, box area as the scale); when that OKS
-    is at least ``match_oks``, every joint the ground truth leaves unlabelled (v = 0) and the teacher scores at
-    least ``kpt_thr`` is written with v = 2. Ground-truth joints are never changed. (mmpose's way of combining
-    datasets leaves such joints at weight 0; this is the optional step the issue calls teacher fill-in, e.g. face
-    points on LSP-Extended.)
+    person with the highest OKS on the person's labelled joints (the OKS sigmas of the teacher's keypoint set, box
+    area as the scale); when that OKS is at least ``match_oks``, every joint the ground truth leaves unlabelled
+    (v = 0) and the teacher scores at least ``kpt_thr`` is written with v = 2. Ground-truth joints are never
+    changed. (mmpose's way of combining datasets leaves such joints at weight 0; this is the optional step the issue
+    calls teacher fill-in, e.g. face points on LSP-Extended.)
 
     Args:
         instances: :class:`~kanpose_cli.core.data.instances.Instance` list on the teacher's keypoint set (e.g.

@@ -100,7 +100,7 @@ def make_writer(run_dir: RunDir, estimator: PoseEstimator, kpt_thr: float = 0.3,
                 tracking: TrackOptions | None = None, source: Source | None = None,
                 coco_file: bool = True) -> PredictionWriter:
     """The writer of a predict run, with the shared header of every JSON (model, weights, box source, flip test,
-    keypoint names, skeleton, and the tracker settings when tracking).
+    the keypoint set's name, keypoint names and skeleton (0-based), and the tracker settings when tracking).
 
     ``source``: a torchrun shard (:func:`~kanpose_cli.core.tasks.distributed.shard_source`) fixes the output
     stems over all ranks' inputs. ``coco_file``: False on torchrun ranks (rank 0 merges the COCO results).
@@ -114,7 +114,7 @@ def make_writer(run_dir: RunDir, estimator: PoseEstimator, kpt_thr: float = 0.3,
         raise UsageError("--save-tracks writes the person tracks of --track; add --track")
     kset = estimator.keypoints
     header = {"model": estimator.name, "weights": estimator.weights_label, "detector": estimator.boxes_label,
-              "flip_test": estimator.flip, "keypoint_names": list(kset.names),
+              "flip_test": estimator.flip, "keypoint_set": kset.name, "keypoint_names": list(kset.names),
               "skeleton": [list(p) for p in kset.skeleton]}
     if tracking is not None:
         header["tracker"] = str(tracking.tracker).lower()
