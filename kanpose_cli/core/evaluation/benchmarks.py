@@ -121,16 +121,21 @@ def parse_range(text: str) -> tuple[int, int]:
     return first, last
 
 
-def lsp_selection(num_images: int, split: str = "test", image_range: str | None = None,
+def lsp_selection(num_images: int, split: str | None = None, image_range: str | None = None,
                   where: str = "joints.mat") -> tuple[int, int]:
-    """The 1-based inclusive image numbers a LSP evaluation scores.
+    """The 1-based inclusive image numbers ``(first, last)`` a LSP evaluation scores.
 
-    ``split`` ``test`` / ``train`` are the original LSP's images 1001–2000 / 1–1000 (only for a file of its 2000
-    images), ``all`` every image; ``image_range`` ``"A-B"`` picks a block instead (e.g. held-out LSP-Extended images).
+    ``split`` ``test`` (the default) / ``train`` are the original LSP's images 1001–2000 / 1–1000 (only for a file
+    of its 2000 images), ``all`` every image; ``image_range`` ``"A-B"`` picks a block instead (e.g. held-out
+    LSP-Extended images).
 
     Raises:
-        UsageError: unknown split, a split the file does not have, a range outside the file.
+        UsageError: both a split and a range, an unknown split, a split the file does not have, a range outside the
+            file.
     """
+    if image_range is not None and split is not None:
+        raise UsageError("give --split or --range, not both")
+    split = split or "test"
     if image_range is not None:
         first, last = parse_range(image_range)
         if last > num_images:
@@ -147,7 +152,7 @@ def lsp_selection(num_images: int, split: str = "test", image_range: str | None 
     return LSP_SPLITS[split]
 
 
-def lsp_people(data_dir: str | Path, split: str = "test", image_range: str | None = None,
+def lsp_people(data_dir: str | Path, split: str | None = None, image_range: str | None = None,
                max_images: int | None = None) -> tuple[list[Person], dict]:
     """The annotated persons of a LSP / LSP-Extended folder (``joints.mat`` + ``images/``) to score.
 
