@@ -479,8 +479,7 @@ def mpii(
     batch: BatchOpt = 32,
     save_dir: SaveDirOpt = Path("runs/eval"),
 ):
-    """MPII PCKh@0.5: a joint is correct within half the head size; the official figure over all joints but pelvis
-    and thorax.
+    """MPII PCKh@0.5, the official figure: correct within half the head size, over all joints but pelvis, thorax.
 
     Head size: 0.6 × the head-box diagonal where an entry has "headbox" (official), else the annotated head segment
     (head top to upper neck; mmpose's JSON has no head boxes). Person box: mmpose's, from center and scale. A COCO-17
