@@ -192,6 +192,16 @@ def _check_eval(ap_min: float):
     return check
 
 
+def _check_metric(name: str, minimum: float, **expected):
+    """The newest eval run's metrics.json has ``name`` in [minimum, 1] and the ``expected`` values."""
+    def check(work, proc):
+        metrics = _json(_newest(work / "runs/eval") / "metrics.json")
+        assert metrics[name] is not None and minimum <= metrics[name] <= 1.0, metrics
+        for key, value in expected.items():
+            assert metrics[key] == value, (key, metrics[key])
+    return check
+
+
 def _check_analyze(work, proc):
     run = _newest(work / "runs/eval")
     assert (run / "analysis.json").is_file() and len(list(run.glob("*.png"))) == 3, sorted(run.iterdir())
@@ -260,6 +270,7 @@ SMALL_TRAIN = (f"kanpose train --model amfacpose-r18-128x96 --train-ann train.js
                f"{TRAIN_BUDGET}")
 EVAL_RUNS = ("runs/eval/exp1/results.json",)
 COCO_MINI_DATA = "../shared/data/coco-mini"
+KS = "../shared/data/keypoint-sets"  # the benchmark samples
 
 COMMANDS: dict[str, Run | NotRun] = {
     # ---- install, test, lint
@@ -308,6 +319,20 @@ COMMANDS: dict[str, Run | NotRun] = {
     "../shared/data/coco-mini/val2017 --boxes dets.json --box-thr 0.0": Run(EVAL_BUDGET, check=_check_eval(0.1)),
     "kanpose eval coco --data ../shared/data/coco-mini --model yolo:yolo11n-pose.pt --analyze":
         Run(EVAL_BUDGET, check=_check_analyze),
+    # ---- the other benchmarks (docs/eval.md, docs/cli.md)
+    "kanpose eval lsp --data lspet/ --range 1-8":
+        Run(check=_check_metric("PCK@0.2", 0.3, num_persons=8, not_scored_joints=["neck", "head_top"])),
+    "kanpose eval lsp --data ../shared/data/lspet --range 3001-4000":
+        Run("--max-images 8", check=_check_metric("PCK@0.2", 0.3, num_persons=8)),
+    f"kanpose eval mpii --ann {KS}/mpii/test_mpii.json --images {KS}/mpii":
+        Run(check=_check_metric("PCKh@0.5", 0.5, num_persons=5)),
+    f"kanpose eval crowdpose --ann {KS}/crowdpose/test_crowdpose.json --images {KS}/crowdpose":
+        Run(check=_check_metric("AP_medium", 0.2, AP_easy=-1.0, AP_hard=-1.0)),
+    f"kanpose eval crowdpose --ann {KS}/crowdpose/test_crowdpose.json --images {KS}/crowdpose "
+    f"--boxes {KS}/crowdpose/test_crowdpose_det_AP_40.json":
+        Run(check=_check_metric("AP", 0.2, num_images=2)),
+    f"kanpose eval ochuman --ann {KS}/ochuman/test_ochuman.json --images {KS}/ochuman":
+        Run(check=_check_metric("AP", 0.1, num_images=3, benchmark="ochuman")),
     # ---- train and label
     "kanpose train --model amfacpose-r18-256x192 --train-ann train.json --train-images train2017/ --val-ann val.json "
     "--val-images val2017/ --device cuda": Run(TRAIN_BUDGET, needs="cuda", check=_check_train),

@@ -1,5 +1,6 @@
 """``kanpose eval coco``: COCO keypoint AP of a kanpose model (or the YOLO-pose peer) under the top-down protocol,
-or of an existing results file. Core logic: :mod:`kanpose_cli.core.evaluation.evaluator`."""
+or of an existing results file; ``kanpose eval lsp|mpii|crowdpose|ochuman``: the benchmarks by name. Core logic:
+:mod:`kanpose_cli.core.evaluation.evaluator` and :mod:`kanpose_cli.core.evaluation.benchmarks`."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ EPILOG = (
     "kanpose eval coco --data coco --results runs/eval/exp1/results.json"
 )
 
-eval_app = typer.Typer(name="eval", help="Evaluate pose models (COCO keypoint AP).", no_args_is_help=True,
+eval_app = typer.Typer(name="eval", help="Evaluate pose models: COCO keypoint AP, and the LSP, MPII, CrowdPose and "
+                       "OCHuman benchmarks with their own metrics.", no_args_is_help=True,
                        context_settings={"help_option_names": ["-h", "--help"]})
 
 METRIC_ROWS = (("AP", ("AP", "AP50", "AP75", "APM", "APL")), ("AR", ("AR", "AR50", "AR75", "ARM", "ARL")))
@@ -329,6 +331,315 @@ def coco(
 
 
 eval_app.command("coco", epilog=EPILOG)(coco)
+
+
+# ------------------------------------------------------------------------------ the benchmarks by name (lsp, mpii, ...)
+SinglePersonBoxes = Annotated[str, typer.Option(
+    "--boxes", help="gt: the annotated person's box (default); detector: the YOLO detector, the person nearest the "
+    "annotated joints is scored (none found: every joint missed).", rich_help_panel="Boxes")]
+DetConfOpt = Annotated[float, typer.Option("--det-conf", min=0.0, max=1.0, help="Detector confidence for --boxes "
+                                           "detector.", rich_help_panel="Boxes")]
+FlipOpt = Annotated[bool, typer.Option("--flip/--no-flip", help="Flip test (standard protocol: on).",
+                                       rich_help_panel="Model")]
+SaveDirOpt = Annotated[Path, typer.Option("--save-dir", help="Parent of the auto-numbered run folder.",
+                                          rich_help_panel="Output")]
+MaxImagesOpt = Annotated[Optional[int], typer.Option("--max-images", min=1, help="Evaluate only the first N.",
+                                                     rich_help_panel="Input")]
+
+
+def _run_with_progress(total: int, run):
+    """``run(on_progress)`` under a progress bar that prints skip notices."""
+    with make_progress() as progress:
+        task = progress.add_task("eval", total=total, info="")
+
+        def on_progress(done, n, message):
+            if message:
+                progress.console.print(f"[yellow]skipped[/] {message}")
+            progress.update(task, completed=done, total=n)
+
+        return run(on_progress)
+
+
+def _value(v) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def _print_joints(report: dict, metric: str, title: str) -> None:
+    """The benchmark's figure, then one row per joint (PCK, labelled count), unscored joints marked."""
+    from rich.table import Table
+
+    stdout.print(f"[bold]{title}[/]", soft_wrap=True)
+    table = Table()
+    table.add_column("joint", style="bold")
+    table.add_column(metric, justify="right")
+    table.add_column("scored", justify="right")
+    for name, value in report["per_joint"].items():
+        scored = name in report["scored_joints"]
+        table.add_row(name, _value(value) if scored else "not scored", str(report["joint_counts"][name]),
+                      style=None if scored else "dim")
+    label = "mean over joints" if metric.startswith("PCK@") else "all but pelvis, thorax"
+    left_out = () if metric.startswith("PCK@") else ("pelvis", "thorax")
+    count = sum(n for name, n in report["joint_counts"].items() if name not in left_out)
+    table.add_row(label, _value(report[metric]), str(count), style="bold")
+    print_table(table)
+    if report["not_scored_joints"]:
+        console.print(f"not scored (the model has no such keypoint): {', '.join(report['not_scored_joints'])}",
+                      soft_wrap=True)
+
+
+def _single_person(benchmark: str, persons, model, weights, boxes, detector, det_conf, flip, device, backend, batch,
+                   save_dir, data_rows: dict, data_settings: dict) -> None:
+    """Shared body of ``eval lsp`` and ``eval mpii`` (core: :func:`benchmarks.evaluate_single_person`)."""
+    from kanpose_cli.core.evaluation import benchmarks
+
+    est = benchmarks.make_single_person_estimator(model, weights, boxes, detector, device=device, flip=flip,
+                                                  batch=batch, det_conf=det_conf, backend=backend)
+    if est.random_weights:
+        console.print("[yellow]warning:[/] random weights: the figure is meaningless (for tests only)")
+    from kanpose_cli.core.io import next_run_dir
+
+    run_dir = next_run_dir(save_dir)
+    _print_settings({"model": est.name, "weights": est.weights_label, "boxes": boxes, "flip": "on" if flip else "off",
+                     "device": str(est.device), "backend": est.backend, **data_rows})
+    report = _run_with_progress(len(persons), lambda on_progress: benchmarks.evaluate_single_person(
+        est, benchmark, persons, boxes, run_dir, on_progress, data_settings))
+    metric = "PCK@0.2" if benchmark == "lsp" else "PCKh@0.5"
+    _print_joints(report, metric, f"{benchmark.upper()} {metric} · {report['settings']['model']} · boxes {boxes} · "
+                                  f"flip {'on' if flip else 'off'}")
+    if benchmark == "mpii":
+        stdout.print("  ".join(f"{g} {_value(v)}" for g, v in report["groups"].items())
+                     + f"  ·  PCKh@0.1 {_value(report['PCKh@0.1'])}", soft_wrap=True)
+    size = "torso" if benchmark == "lsp" else "head size"
+    console.print(f"{plural(report['num_persons_scored'], 'person')} scored, {report['num_persons_not_scored']} not "
+                  f"(no {size} or no box in the annotation), {report['num_missed']} missed by the detector · skipped "
+                  f"{report['num_skipped']} · results in {run_dir}")
+    if report["num_skipped"]:
+        n = report["num_skipped"]
+        raise fail(f"{plural(n, 'image')} could not be read and {'was' if n == 1 else 'were'} left out of the "
+                   f"evaluation", 1)
+
+
+@handle_errors
+def lsp(
+    data: Annotated[Path, typer.Option("--data", help="LSP or LSP-Extended folder: DIR/joints.mat and DIR/images/.",
+                                       rich_help_panel="Input")],
+    split: Annotated[Optional[str], typer.Option(
+        "--split", help="test (default): images 1001-2000 of the original LSP (2000 images); train: 1-1000; all: "
+        "every image.", rich_help_panel="Input", show_default=False)] = None,
+    image_range: Annotated[Optional[str], typer.Option(
+        "--range", help="Score images A-B instead (1-based, inclusive), e.g. a held-out block of LSP-Extended.",
+        rich_help_panel="Input")] = None,
+    max_images: MaxImagesOpt = None,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    boxes: SinglePersonBoxes = "gt",
+    detector: Annotated[Optional[str], typer.Option(
+        "--detector", help="YOLO weights for --boxes detector (default yolo11n-pose.pt).", rich_help_panel="Boxes",
+        show_default=False)] = None,
+    det_conf: DetConfOpt = 0.25,
+    flip: FlipOpt = True,
+    device: DeviceOpt = "auto",
+    backend: BackendOpt = "auto",
+    batch: BatchOpt = 32,
+    save_dir: SaveDirOpt = Path("runs/eval"),
+):
+    """LSP PCK@0.2 with the torso as reference (DeepPose): overall (mean over joints) and per joint.
+
+    A joint is correct within 0.2 × the distance from the annotation's left shoulder to its right hip; every labelled
+    joint counts (LSP: all, occluded too; LSP-Extended: the visible ones). A COCO-17 model is scored on the 12 limb
+    joints (LSP's neck and head top are not COCO keypoints). Writes metrics.json ("PCK@0.2", "per_joint") and
+    predictions.json to an auto-numbered folder.
+    """
+    from kanpose_cli.core.evaluation import benchmarks
+    from kanpose_cli.core.io import check_writable
+
+    check_writable(save_dir, "--save-dir")
+    persons, info = benchmarks.lsp_people(data, split, image_range, max_images)
+    rows = {"data": f"{info['joints_file']} (images {info['first']}-{info['last']} of {info['num_in_file']})"}
+    _single_person("lsp", persons, model, weights, boxes, detector, det_conf, flip, device, backend, batch,
+                   save_dir, rows, {"data": info, "split": split, "range": image_range})
+
+
+@handle_errors
+def mpii(
+    ann: Annotated[Path, typer.Option("--ann", help="mmpose MPII JSON (image, center, scale, joints, joints_vis).",
+                                      rich_help_panel="Input")],
+    images: Annotated[Path, typer.Option("--images", help="Images folder.", rich_help_panel="Input")],
+    max_images: MaxImagesOpt = None,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    boxes: SinglePersonBoxes = "gt",
+    detector: Annotated[Optional[str], typer.Option(
+        "--detector", help="YOLO weights for --boxes detector (default yolo11n-pose.pt).", rich_help_panel="Boxes",
+        show_default=False)] = None,
+    det_conf: DetConfOpt = 0.25,
+    flip: FlipOpt = True,
+    device: DeviceOpt = "auto",
+    backend: BackendOpt = "auto",
+    batch: BatchOpt = 32,
+    save_dir: SaveDirOpt = Path("runs/eval"),
+):
+    """MPII PCKh@0.5, the official figure: correct within half the head size, over all joints but pelvis, thorax.
+
+    Head size: 0.6 × the head-box diagonal where an entry has "headbox" (official), else the annotated head segment
+    (head top to upper neck; mmpose's JSON has no head boxes). Person box: mmpose's, from center and scale. A COCO-17
+    model is scored on the 12 limb joints. Writes metrics.json ("PCKh@0.5", "per_joint", "groups") and
+    predictions.json.
+    """
+    from kanpose_cli.core.evaluation import benchmarks
+    from kanpose_cli.core.io import check_writable
+
+    check_writable(save_dir, "--save-dir")
+    persons = benchmarks.mpii_people(ann, images, max_images)
+    rows = {"data": f"{ann} ({plural(len(persons), 'person')})"}
+    _single_person("mpii", persons, model, weights, boxes, detector, det_conf, flip, device, backend, batch,
+                   save_dir, rows, {"ann_file": str(ann), "images_dir": str(images)})
+
+
+def _print_crowdpose(report: dict, title: str) -> None:
+    from rich.table import Table
+
+    stdout.print(f"[bold]{title}[/]", soft_wrap=True)
+    table = Table()
+    for head in ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP easy", "AP medium", "AP hard"):
+        table.add_column(head, justify="right")
+    table.add_row(*(ap_text(report[k]) for k in ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP_easy",
+                                                 "AP_medium", "AP_hard")))
+    print_table(table)
+    levels = report["images_per_level"]
+    console.print(f"images per crowd level: easy {levels['easy']}, medium {levels['medium']}, hard {levels['hard']} "
+                  f"(crowd index < 0.2, < 0.8, ≥ 0.8) · scored keypoints: {len(report['scored_keypoints'])}"
+                  + (f" (not scored: {', '.join(report['not_scored_keypoints'])})"
+                     if report["not_scored_keypoints"] else ""), soft_wrap=True)
+
+
+@handle_errors
+def crowdpose(
+    ann: Annotated[Path, typer.Option("--ann", help="CrowdPose annotation JSON (COCO style, crowdIndex per image).",
+                                      rich_help_panel="Input")],
+    images: Annotated[Optional[Path], typer.Option("--images", help="Images folder (not needed with --results).",
+                                                   rich_help_panel="Input")] = None,
+    results: Annotated[Optional[Path], typer.Option(
+        "--results", help="Only score this keypoint-results JSON: 14 keypoints (all) or 12 (the limb joints), "
+        "CrowdPose order.", rich_help_panel="Input")] = None,
+    max_images: MaxImagesOpt = None,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    boxes: Annotated[Optional[str], typer.Option(
+        "--boxes", help="gt (default), detector, or a COCO detection-results JSON (CrowdPose's published top-down "
+        "numbers use its detections file).", rich_help_panel="Boxes", show_default=False)] = None,
+    box_thr: Annotated[float, typer.Option("--box-thr", min=0.0, max=1.0,
+                                           help="Minimum score of boxes from a --boxes FILE.",
+                                           rich_help_panel="Boxes")] = 0.0,
+    detector: Annotated[Optional[str], typer.Option(
+        "--detector", help="YOLO weights for --boxes detector (default yolo11n-pose.pt).", rich_help_panel="Boxes",
+        show_default=False)] = None,
+    det_conf: Annotated[float, typer.Option("--det-conf", min=0.0, max=1.0, help="Detector confidence for --boxes "
+                                            "detector.", rich_help_panel="Boxes")] = 0.001,
+    flip: FlipOpt = True,
+    device: DeviceOpt = "auto",
+    backend: BackendOpt = "auto",
+    batch: BatchOpt = 32,
+    save_dir: SaveDirOpt = Path("runs/eval"),
+):
+    """CrowdPose AP, and AP easy / medium / hard by crowd index, as the official CrowdPose code (xtcocotools).
+
+    OKS with CrowdPose's 14 sigmas and area 0.53 × box w × h; no area ranges; levels split at crowd index 0.2 and 0.8
+    (the official code; the paper's text says 0.1). A COCO-17 model is scored on the 12 limb joints only: CrowdPose's
+    head top and neck are not COCO keypoints, so the AP is over 12 keypoints (metrics.json lists them). Boxes,
+    rescoring and OKS-NMS as eval coco. Writes results.json (the scored joints) and metrics.json.
+    """
+    from kanpose_cli.core.errors import UsageError
+    from kanpose_cli.core.evaluation import benchmarks, evaluator
+    from kanpose_cli.core.io import check_writable, next_run_dir
+
+    check_writable(save_dir, "--save-dir")
+    if results is None and images is None:
+        raise UsageError("--images DIR is needed (unless only scoring --results)")
+    dataset = benchmarks.open_crowdpose(ann, images if results is None else None)
+    ids = dataset.select(None, max_images) if max_images else None
+    if results is not None:
+        _load_results_option(results, model, weights, boxes)
+        run_dir = next_run_dir(save_dir)
+        report = benchmarks.score_crowdpose_file(dataset, results, run_dir, ids)
+        _print_crowdpose(report, f"CrowdPose · {results.name}")
+        console.print(f"metrics in {run_dir / 'metrics.json'}")
+        return
+    est = evaluator.make_estimator(model, weights, boxes, detector, dataset, device=device, flip=flip, batch=batch,
+                                   det_conf=det_conf, box_thr=box_thr, backend=backend)
+    benchmarks.crowdpose_joints(est.keypoints)  # a model CrowdPose cannot score fails before it runs
+    run_dir = next_run_dir(save_dir)
+    n_images = len(ids) if ids is not None else len(dataset.image_ids)
+    _print_settings(_settings_rows(est, ann, n_images))
+    report = _run_with_progress(n_images, lambda on_progress: benchmarks.evaluate_crowdpose(
+        est, dataset, ids, run_dir, on_progress))
+    s = report["settings"]
+    _print_crowdpose(report, f"CrowdPose · {s['model']} · boxes {s['boxes']} · flip {'on' if s['flip'] else 'off'}")
+    console.print(f"{plural(report['num_images'], 'image')}, {plural(report['num_results'], 'instance')} · skipped "
+                  f"{report['num_skipped']} · results in {run_dir}")
+    if report["num_skipped"]:
+        raise fail(f"{plural(report['num_skipped'], 'image')} could not be read and left out of the evaluation", 1)
+
+
+@handle_errors
+def ochuman(
+    ann: Annotated[Path, typer.Option("--ann", help="OCHuman annotation JSON (COCO style, COCO-17 order).",
+                                      rich_help_panel="Input")],
+    images: Annotated[Path, typer.Option("--images", help="Images folder.", rich_help_panel="Input")],
+    max_images: MaxImagesOpt = None,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    boxes: Annotated[Optional[str], typer.Option(
+        "--boxes", help=BoxesHelp + " Default: gt.", rich_help_panel="Boxes", show_default=False)] = None,
+    box_thr: Annotated[float, typer.Option("--box-thr", min=0.0, max=1.0,
+                                           help="Minimum score of boxes from a --boxes FILE.",
+                                           rich_help_panel="Boxes")] = 0.0,
+    detector: Annotated[Optional[str], typer.Option(
+        "--detector", help="YOLO weights for --boxes detector (default yolo11n-pose.pt).", rich_help_panel="Boxes",
+        show_default=False)] = None,
+    det_conf: Annotated[float, typer.Option("--det-conf", min=0.0, max=1.0, help="Detector confidence for --boxes "
+                                            "detector and yolo: models.", rich_help_panel="Boxes")] = 0.001,
+    flip: FlipOpt = True,
+    device: DeviceOpt = "auto",
+    backend: BackendOpt = "auto",
+    batch: BatchOpt = 32,
+    save_dir: SaveDirOpt = Path("runs/eval"),
+):
+    """OCHuman (heavily occluded people) keypoint AP: COCO's OKS-AP with COCO's sigmas, eval coco's protocol.
+
+    Writes results.json and metrics.json ("AP" and the other COCO stats).
+    """
+    from kanpose_cli.core.evaluation import benchmarks, evaluator
+    from kanpose_cli.core.io import check_writable, next_run_dir
+
+    check_writable(save_dir, "--save-dir")
+    from kanpose_cli.core.data.coco import CocoKeypointData
+
+    ann_file, images_dir = _resolve_data(None, "", ann, images, need_images=True)
+    dataset = CocoKeypointData(ann_file, images_dir)
+    ids = dataset.select(None, max_images) if max_images else None
+    est = evaluator.make_estimator(model, weights, boxes, detector, dataset, device=device, flip=flip, batch=batch,
+                                   det_conf=det_conf, box_thr=box_thr, backend=backend)
+    run_dir = next_run_dir(save_dir)
+    n_images = len(ids) if ids is not None else len(dataset.image_ids)
+    _print_settings(_settings_rows(est, ann, n_images))
+    report = _run_with_progress(n_images, lambda on_progress: benchmarks.evaluate_ochuman(
+        est, dataset, ids, run_dir, on_progress))
+    s = report["settings"]
+    _print_metrics(report, f"OCHuman · {s['model']} · boxes {s['boxes']} · flip {'on' if s['flip'] else 'off'}")
+    console.print(f"{plural(report['num_images'], 'image')}, {plural(report['num_results'], 'instance')} · skipped "
+                  f"{report['num_skipped']} · results in {run_dir}")
+    if report["num_skipped"]:
+        raise fail(f"{plural(report['num_skipped'], 'image')} could not be read and left out of the evaluation", 1)
+
+
+eval_app.command("lsp", epilog="Examples:  kanpose eval lsp --data lsp --split test  ·  "
+                 "kanpose eval lsp --data ../shared/data/lspet --range 3001-4000")(lsp)
+eval_app.command("mpii", epilog="Example:  kanpose eval mpii --ann mpii_val.json --images mpii/images")(mpii)
+eval_app.command("crowdpose", epilog="Examples:  kanpose eval crowdpose --ann crowdpose_test.json --images images/  ·  "
+                 "kanpose eval crowdpose --ann crowdpose_test.json --images images/ --boxes "
+                 "crowdpose_det.json")(crowdpose)
+eval_app.command("ochuman", epilog="Example:  kanpose eval ochuman --ann ochuman_val.json --images images/")(ochuman)
 
 
 @handle_errors

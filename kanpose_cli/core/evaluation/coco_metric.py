@@ -197,7 +197,7 @@ def bootstrap_ap(ev, resamples: int = 200, seed: int = 0) -> dict:
     n_img = len(ev._paramsEval.imgIds)
     rng = np.random.default_rng(seed)
     aps = np.array([resampled_ap(ev, rng.integers(0, n_img, size=n_img)) for _ in range(resamples)])
-    return {"AP": _mean_ap(ev.eval["precision"]), "std": float(aps.std(ddof=1)),
+    return {"AP": mean_ap(ev.eval["precision"]), "std": float(aps.std(ddof=1)),
             "ci95": [float(np.quantile(aps, 0.025)), float(np.quantile(aps, 0.975))],
             "resamples": int(resamples), "seed": int(seed), "images": int(n_img)}
 
@@ -218,10 +218,10 @@ def resampled_ap(ev, pick: np.ndarray) -> float:
     boot.evalImgs = [per_image[b * n_img + int(j)] for b in range(n_blocks) for j in pick]
     with contextlib.redirect_stdout(io.StringIO()):
         boot.accumulate()
-    return _mean_ap(boot.eval["precision"])
+    return mean_ap(boot.eval["precision"])
 
 
-def _mean_ap(precision: np.ndarray) -> float:
+def mean_ap(precision: np.ndarray) -> float:
     """COCOeval's AP from ``eval['precision']`` [T, R, K, A, M]: mean over OKS thresholds, recall points and
     categories of the defined entries (> -1), all areas (index 0), the largest max-detections setting."""
     p = precision[:, :, :, 0, -1]
