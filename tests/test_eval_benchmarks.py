@@ -265,7 +265,7 @@ def test_crowdpose_model_run_is_scored_on_the_limb_joints(tmp_path):
     assert result.exit_code == 0, result.output
     out = run_dir(tmp_path / "runs")
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["not_scored_keypoints"] == ["top_head", "neck"] and len(metrics["scored_keypoints"]) == 12
+    assert metrics["not_scored_keypoints"] == ["head", "neck"] and len(metrics["scored_keypoints"]) == 12
     results = json.loads((out / "results.json").read_text())
     assert results and all(len(r["keypoints"]) == 36 for r in results)
     cut = json.loads(CROWD_ANN.read_text())
