@@ -294,13 +294,33 @@ def quiet_coco(ann: str | Path | dict):
         if not isinstance(ann.get("images"), list) or not isinstance(ann.get("annotations"), list):
             raise InputError(f"{where} is not a COCO annotation file (needs 'images' and 'annotations' lists)")
     coco = COCO()
-    coco.dataset = ann
+    coco.dataset = _complete_for_cocoeval(ann)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             coco.createIndex()
     except (KeyError, TypeError) as exc:
         raise InputError(f"{where}: malformed COCO annotations ({exc!r})") from None
     return coco
+
+
+def _complete_for_cocoeval(ann: dict) -> dict:
+    """``ann`` with the two fields COCOeval reads that other datasets' COCO-style files may lack (OneHand10K's has no
+    ``num_keypoints``): ``num_keypoints`` = the count of labelled keypoints (v > 0) and ``area`` = box area × 0.53
+    (ultralytics' stand-in for the segment area in OKS). Annotations that have both are kept as they are; the others
+    are copied, never changed in place."""
+    anns = ann["annotations"]
+    if all(not isinstance(a, dict) or "keypoints" not in a or ("num_keypoints" in a and "area" in a) for a in anns):
+        return ann
+    out = []
+    for a in anns:
+        if isinstance(a, dict) and "keypoints" in a and ("num_keypoints" not in a or "area" not in a):
+            a = dict(a)
+            if "num_keypoints" not in a and isinstance(a["keypoints"], list):
+                a["num_keypoints"] = sum(1 for v in a["keypoints"][2::3] if isinstance(v, (int, float)) and v > 0)
+            if "area" not in a and isinstance(a.get("bbox"), list) and len(a["bbox"]) == 4:
+                a["area"] = float(a["bbox"][2]) * float(a["bbox"][3]) * 0.53
+        out.append(a)
+    return {**ann, "annotations": out}
 
 
 @dataclass(frozen=True)
