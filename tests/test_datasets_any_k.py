@@ -344,3 +344,14 @@ def test_train_yolo_pose_data_yaml_and_resume_rebuild_the_same_model(tmp_path, m
     assert res.exit_code == 0, res.output
     assert "keypoints hand21 (21)" in res.stderr
     assert _card(run / "weights" / "last.safetensors").keypoints().names == tuple(names)
+
+
+def test_half_body_is_off_for_a_set_without_halves():
+    from kanpose_cli.core.data.augment import AugmentConfig, half_body
+
+    rng = np.random.default_rng(0)
+    kp = np.random.default_rng(1).uniform(0, 100, (21, 2))
+    vis = np.ones(21)
+    cfg = AugmentConfig()
+    assert half_body(rng, kp, vis, range(21), 0.75, cfg) is None  # a set read from a file: every keypoint "upper"
+    assert half_body(rng, kp, vis, range(10), 0.75, cfg) is not None  # a set with an upper and a lower half

@@ -230,9 +230,9 @@ def _check_train_keypoints(k: int, project: str = "runs/train"):
     def check(work, proc):
         from kanpose_cli.core.weights.card import read_model_card
 
-        _check_train(work, proc)
-        run = _newest(work / project)
-        kset = read_model_card(run / "weights" / "last.safetensors").keypoints()
+        last = _newest(work / project) / "weights" / "last.safetensors"
+        assert last.is_file(), last
+        kset = read_model_card(last).keypoints()
         assert kset.num_keypoints == k, kset
     return check
 
