@@ -235,6 +235,24 @@ def _check_train(work, proc):
         sorted(p.relative_to(run).as_posix() for p in run.rglob("*"))
 
 
+def _check_train_keypoints(k: int, project: str = "runs/train"):
+    """The newest run under ``project`` wrote weights whose card holds a K-keypoint set."""
+    def check(work, proc):
+        from kanpose_cli.core.weights.card import read_model_card
+
+        last = _newest(work / project) / "weights" / "last.safetensors"
+        assert last.is_file(), last
+        kset = read_model_card(last).keypoints()
+        assert kset.num_keypoints == k, kset
+    return check
+
+
+def _check_eval_hands(work, proc):
+    metrics = _json(_newest(work / "runs/eval") / "metrics.json")
+    assert 0.0 <= metrics["AP"] <= 1.0 and metrics["num_images"] == 4, metrics
+    assert metrics["settings"]["keypoint_set"] == "hand21", metrics["settings"]
+
+
 def _check_resumed(work, proc):
     assert "resuming" in proc.stdout + proc.stderr, proc.stdout[-1000:]
     _check_train(work, proc)
@@ -348,6 +366,16 @@ COMMANDS: dict[str, Run | NotRun] = {
         NotRun("arguments elided in the doc (`...`); DDP training is tested in tests/test_distributed.py"),
     "kanpose train --model kanfpn-s4 --init hub ...":
         NotRun("arguments elided in the doc (`...`); --init hub is tested in tests/test_init.py"),
+    "kanpose train --model amfacpose-r18-128x96 --init shipped --batch 2 --project runs/hands --train-ann "
+    "../shared/data/keypoint-sets/onehand10k/test_onehand10k.json --train-images "
+    "../shared/data/keypoint-sets/onehand10k": Run(TRAIN_BUDGET, check=_check_train_keypoints(21, "runs/hands")),
+    "kanpose eval coco --ann ../shared/data/keypoint-sets/onehand10k/test_onehand10k.json --images "
+    "../shared/data/keypoint-sets/onehand10k --weights runs/hands/exp1/weights/last.safetensors":
+        Run(requires=("runs/hands/exp1/weights/last.safetensors",), check=_check_eval_hands),
+    "kanpose train --data hands/data.yaml --model amfacpose-r18-128x96 --init shipped --batch 2":
+        Run(TRAIN_BUDGET, check=_check_train_keypoints(21)),
+    "kanpose train --model amfacpose-r18-128x96 --train-ann lspet/joints.mat --train-images lspet/images "
+    "--keypoint-set lsp14": Run(TRAIN_BUDGET, check=_check_train_keypoints(14)),
     "kanpose label unlabelled/ --teacher yolo:yolo11n-pose.pt --out pseudo.json": Run(check=_check_label),
     "kanpose label lspet/images --fill lspet/joints.mat --teacher yolo:yolo11n-pose.pt --out lspet_filled.json":
         Run(check=_check_fill),
@@ -433,6 +461,12 @@ class WorkDir:
             dets = [{"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 0.9}
                     for a in instances["annotations"] if a["category_id"] == 1 and not a.get("iscrowd")]
             (w / "dets.json").write_text(json.dumps(dets))
+        hands = SHARED_DATA / "keypoint-sets" / "onehand10k" / "test_onehand10k.json"
+        if hands.is_file():  # the OneHand10K sample written out as an ultralytics YOLO-pose dataset (hands/data.yaml)
+            from test_datasets_any_k import write_yolo_dataset
+
+            names = _json(hands)["categories"][0]["keypoints"]
+            write_yolo_dataset(hands, hands.parent, w / "hands", kpt_names=names, name="hand")
         lspet = SHARED_DATA / "lspet"
         if (lspet / "joints.mat").is_file():
             import scipy.io
@@ -489,8 +523,8 @@ def _cuda() -> bool:
 
 
 def _needs_data(command: str) -> bool:
-    return bool(re.search(r"\.\./shared/data|\b(train|val)\.json\b|\b(train|val)2017/|\bcoco/|\blspet/|dets\.json|"
-                          r"000000000139", command))
+    return bool(re.search(r"\.\./shared/data|\b(train|val)\.json\b|\b(train|val)2017/|\bcoco/|\blspet/|\bhands/|"
+                          r"dets\.json|000000000139", command))
 
 
 def _run(wd: WorkDir, command: str, entry: Run) -> subprocess.CompletedProcess:

@@ -1,5 +1,5 @@
-"""``kanpose train``: train a pose model on COCO keypoint / LSP training sets (single process, or DDP under
-torchrun)."""
+"""``kanpose train``: train a pose model on COCO keypoint (any K) / YOLO-pose / LSP training sets (single process,
+or DDP under torchrun)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ EPILOG = (
     "kanpose train --model kanfpn-s4 --init hub ... (ViT blocks + head from ViTPose+-S)  ·  "
     "--train-ann coco.json --train-images coco/ --train-ann lspet/joints.mat --train-images lspet/images "
     "--train-ratio 1 --train-ratio 0.5 (half of LSP-Extended per epoch)  ·  "
+    "kanpose train --data hands/data.yaml --init amfacpose-r18-128x96-coco-lsp (an ultralytics YOLO-pose dataset, any "
+    "keypoints)  ·  --train-ann hands.json --train-images imgs/ --keypoint-set hand.yaml  ·  "
     "torchrun --nproc-per-node 4 -m kanpose_cli train ... --device cuda --amp bf16 --sync-bn  ·  "
     "--set optim.lr=5e-4 --set sched.type=cosine --set aug=null"
 )
@@ -97,6 +99,15 @@ def train(
         rich_help_panel="Model")] = None,
     weights: Annotated[Optional[str], typer.Option(
         "--weights", "-w", help="Same as --init (older name).", rich_help_panel="Model", hidden=True)] = None,
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", help="An ultralytics YOLO-pose dataset: its data.yaml (path, train, val, kpt_shape, flip_idx, names; "
+        "labels/*.txt beside images/). Gives the training set, the validation set and the keypoint set.",
+        rich_help_panel=PANEL_DATA)] = None,
+    keypoint_set: Annotated[Optional[str], typer.Option(
+        "--keypoint-set", help="The model's keypoints: a built-in set's name (coco17, lsp14, ...) or a .json / .yaml "
+        "file (name, names, flip_index, skeleton, sigmas). Default: the first training set's own (a COCO file's "
+        "categories[0], the data.yaml's). COCO / YOLO sets with as many keypoints are read as this set.",
+        rich_help_panel=PANEL_DATA)] = None,
     train_ann: Annotated[Optional[List[Path]], typer.Option(
         "--train-ann", help="Training set: a COCO keypoint .json or a LSP / LSP-Extended joints.mat (repeat for "
         "several sets; other skeletons are mapped onto the model's keypoints).", rich_help_panel=PANEL_DATA)] = None,
@@ -177,10 +188,17 @@ def train(
         if train_ratio and not train_ann:
             raise fail("--train-ratio needs --train-ann", 2)
         values: dict = {}
+        sources, yaml_val = T.yolo_data(data) if data is not None else ([], None)
         if train_ann:
-            values["data.train"] = T.train_sources(train_ann, train_images, train_ratio)
+            sources = sources + T.train_sources(train_ann, train_images, train_ratio)
+        if sources:
+            values["data.train"] = sources
         if val_ann is not None:
             values["data.val"] = T.val_set(val_ann, val_images)
+        elif yaml_val is not None:
+            values["data.val"] = yaml_val
+        if keypoint_set is not None:
+            values.update(T.keypoint_set_values(keypoint_set))
         for key, value in (("epochs", epochs), ("batch", batch), ("workers", workers), ("seed", seed),
                            ("device", device), ("amp", amp), ("optim.lr", lr), ("val.every", val_every)):
             if value is not None:
@@ -198,7 +216,8 @@ def train(
             typer.echo(json.dumps(cfg.to_dict(), indent=1))
             raise typer.Exit(0)
         if not cfg.data.train:
-            raise fail("no training data: give --train-ann FILE --train-images DIR (or --resume)", 2)
+            raise fail("no training data: give --data data.yaml or --train-ann FILE --train-images DIR "
+                       "(or --resume)", 2)
         run_dir = None
         if rank == 0:
             check_writable(project, "--project")  # before the data is loaded and the model trained (exit 3)
@@ -212,7 +231,9 @@ def train(
     trainer = T.Trainer(cfg, run_dir, callbacks=callbacks, state=state)
     if rank == 0:
         drawn = f" ({trainer.epoch_size} drawn per epoch)" if trainer.epoch_size != trainer.num_persons else ""
-        console.print(f"[bold]kanpose train[/] · {trainer.model.name} · {plural(trainer.num_persons, 'person')}"
+        kset = trainer.model.keypoints
+        console.print(f"[bold]kanpose train[/] · {trainer.model.name} · keypoints {kset.name} "
+                      f"({kset.num_keypoints}) · {plural(trainer.num_persons, 'person')}"
                       f"{drawn} · {plural(trainer.epochs, 'epoch')} × {plural(trainer.iters_per_epoch, 'iter')} · "
                       f"batch {trainer.batch_size}×"
                       f"{trainer.world} · device {trainer.device} · amp {trainer.amp} · seed {trainer.cfg.seed} · "
@@ -229,7 +250,8 @@ def train(
             console.print(f"[dim]note:[/] tensorboard is not installed: logs are results.csv and results.png only "
                           f"({escape(T.TENSORBOARD_HINT)} for TensorBoard scalars)", soft_wrap=True)
         if cfg.data.val is None:
-            console.print("[yellow]warning:[/] no --val-ann: no validation AP; best.safetensors will not be written")
+            console.print("[yellow]warning:[/] no --val-ann (nor a val split in --data): no validation AP; "
+                          "best.safetensors will not be written")
     summary = trainer.fit()
     if rank == 0:
         best = (f"best AP {summary['best_ap']:.3f} (epoch {summary['best_epoch']})" if summary["best"]

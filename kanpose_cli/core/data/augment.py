@@ -95,13 +95,17 @@ def half_body(rng: np.random.Generator, keypoints: np.ndarray, visible: np.ndarr
         upper_ids: indices of upper-body keypoints. aspect_ratio: model input W / H.
 
     Returns:
-        ``(center (2,), roi_size (2,))`` of the chosen half, or None when too few keypoints are labelled.
+        ``(center (2,), roi_size (2,))`` of the chosen half, or None when too few keypoints are labelled, or when
+        the keypoint set has no halves (``upper_ids`` all keypoints or none: a hand, a face, a set read from a
+        dataset file).
     """
     lab = visible > 0
     if lab.sum() < cfg.half_body_min_kpts:
         return None
     upper_mask = np.zeros(len(visible), dtype=bool)
     upper_mask[list(upper_ids)] = True
+    if upper_mask.all() or not upper_mask.any():
+        return None
     upper = np.flatnonzero(lab & upper_mask)
     lower = np.flatnonzero(lab & ~upper_mask)
     if len(upper) < cfg.half_body_min_upper and len(lower) < cfg.half_body_min_lower:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import numpy as np
 from kanpose_cli.core.data.instances import Instance
 from kanpose_cli.core.errors import InputError
 from kanpose_cli.core.io import read_json_file, write_json_atomic
+from kanpose_cli.core.keypoints import COCO17, KeypointSet
 
 STANDARD_ANN = "annotations/person_keypoints_{split}.json"
 
@@ -45,7 +47,16 @@ def gt_person_box(ann: dict, width: float, height: float) -> np.ndarray | None:
     kp = ann["keypoints"]
     if int(ann.get("num_keypoints", 1)) <= 0 or not any(float(v) > 0 for v in kp[2::3]):
         return None
+    if "area" in ann and float(ann["area"]) <= 0:
+        return None
     x, y, w, h = (float(v) for v in ann["bbox"])
+    return sanitize_xywh(x, y, w, h, width, height)
+
+
+def sanitize_xywh(x: float, y: float, w: float, h: float, width: float, height: float) -> np.ndarray | None:
+    """A COCO ``[x, y, w, h]`` box (pixels) as the module's ``x1, y1, x2, y2`` (inclusive pixels, clipped to the
+    image; ``width``/``height`` 0 = unknown, not clipped on that side), or None when it is empty. Every reader of
+    person boxes (COCO JSON, YOLO-pose labels) goes through it."""
     x1, y1 = max(0.0, x), max(0.0, y)
     x2 = x1 + max(0.0, w - 1.0)
     y2 = y1 + max(0.0, h - 1.0)
@@ -53,7 +64,7 @@ def gt_person_box(ann: dict, width: float, height: float) -> np.ndarray | None:
         x2 = min(width - 1.0, x2)
     if height:
         y2 = min(height - 1.0, y2)
-    if ("area" in ann and float(ann["area"]) <= 0) or not (x2 > x1 and y2 > y1):
+    if not (x2 > x1 and y2 > y1):
         return None
     return np.array([x1, y1, x2, y2], dtype=np.float64)
 
@@ -72,48 +83,161 @@ def read_coco_json(path: str | Path) -> dict:
     return ann
 
 
-def load_coco_instances(ann_file: str | Path, images_dir: str | Path, num_keypoints: int = 17,
-                        check_files: bool = True) -> list[Instance]:
+def _first_keypoint_category(data: dict) -> dict | None:
+    cats = data.get("categories")
+    if not isinstance(cats, list):
+        return None
+    cats = [c for c in cats if isinstance(c, dict)]
+    return next((c for c in cats if c.get("keypoints")), cats[0] if cats else None)
+
+
+def coco_keypoint_set(data: dict, where: str = "annotation file") -> KeypointSet:
+    """The keypoint set a COCO keypoint file describes in ``categories[0]`` (the first category with keypoints).
+
+    ``keypoints`` gives the names (a built-in set with the same names is returned whole, so a COCO person file is
+    ``coco17`` with COCO's OKS sigmas); ``skeleton`` is 1-based as in COCO (a skeleton that uses index 0 is read as
+    0-based; links beyond K are dropped); flip pairs come from the left/right names and OKS sigmas are 1/K
+    (:func:`~kanpose_cli.core.data.dataset_keypoints.set_from_names`). A file that names no keypoint (WFLW's, for
+    one) gets ``kpt_0`` … names, K from its first annotation; K = 17 without names is COCO-17 (pycocotools' and
+    ultralytics' default). The set's name is the category's name followed by K (``hand21``).
+
+    Raises:
+        InputError: malformed ``categories`` / no keypoints at all (one line naming ``where`` and the entry).
+    """
+    from kanpose_cli.core.data.dataset_keypoints import set_from_names
+
+    cat = _first_keypoint_category(data)
+    names = cat.get("keypoints") if cat else None
+    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+        raise InputError(f"{where}: categories[0] 'keypoints' must be a list of keypoint names")
+    if not names:
+        k = next((len(a["keypoints"]) // 3 for a in data.get("annotations", [])
+                  if isinstance(a, dict) and isinstance(a.get("keypoints"), list) and a["keypoints"]), 0)
+        if not k:
+            raise InputError(f"{where}: neither categories[0] 'keypoints' nor any annotation names a keypoint")
+        if k == COCO17.num_keypoints:
+            return COCO17
+        names = None
+    else:
+        k = len(names)
+    skeleton = (cat or {}).get("skeleton") or []
+    if not isinstance(skeleton, list) or not all(isinstance(link, (list, tuple)) and len(link) == 2 and all(
+            isinstance(v, (int, float)) for v in link) for link in skeleton):
+        raise InputError(f"{where}: categories[0] 'skeleton' must be a list of [a, b] keypoint numbers")
+    base = 0 if any(int(v) == 0 for link in skeleton for v in link) else 1
+    links = [[int(a) - base, int(b) - base] for a, b in skeleton]
+    label = re.sub(r"[^a-z0-9]+", "_", str((cat or {}).get("name") or "keypoints").lower()).strip("_") or "keypoints"
+    return set_from_names(f"{label}{k}", names, links, flip_index=None if names else list(range(k)),
+                          where=f"{where}: categories[0]")
+
+
+def read_coco_keypoint_set(ann_file: str | Path) -> KeypointSet:
+    """:func:`coco_keypoint_set` of an annotation file. Raises InputError as :func:`read_coco_json` and it."""
+    path = Path(ann_file).expanduser()
+    return coco_keypoint_set(read_coco_json(path), str(path))
+
+
+def _ann_label(a) -> str:
+    return f"ann id {a.get('id')}" if isinstance(a, dict) and a.get("id") is not None else "an annotation"
+
+
+def load_coco_instances(ann_file: str | Path, images_dir: str | Path, keypoints: KeypointSet | int = 17,
+                        check_files: bool = True, data: dict | None = None) -> list[Instance]:
     """Read a COCO keypoint annotation file into training instances (the persons :func:`gt_person_box` keeps).
 
     Args:
         ann_file: COCO JSON with ``images``, ``annotations`` (``bbox`` xywh, ``keypoints`` 3K).
         images_dir: folder holding the images (``file_name`` is relative to it).
-        num_keypoints: K expected in every annotation.
+        keypoints: the keypoint set of the file (or its K): every annotation must have 3K ``keypoints`` values.
         check_files: raise if an image file referenced by a kept instance is missing.
+        data: the file already read (:func:`read_coco_json`), to read it once.
 
     Returns:
         Instances in annotation order; ``keypoints`` (K, 3) ``x, y, v`` in image pixels.
 
     Raises:
-        InputError: missing/unreadable/malformed annotation file (the message names it), missing images folder or
-            image files, wrong keypoint count.
+        InputError: missing/unreadable/malformed annotation file, one line naming the file and the entry (``ann id
+            12: 'keypoints' has 50 values, expected 3×17``), missing images folder or image files.
     """
     ann_file, images_dir = Path(ann_file), Path(images_dir)
-    data = read_coco_json(ann_file)
+    num_keypoints = keypoints if isinstance(keypoints, int) else keypoints.num_keypoints
+    data = read_coco_json(ann_file) if data is None else data
     if not images_dir.is_dir():
         raise InputError(f"images folder not found: {images_dir}")
+    images = {}
+    for n, im in enumerate(data["images"]):
+        try:
+            images[int(im["id"])] = (str(im["file_name"]), int(im["width"]), int(im["height"]))
+        except (KeyError, TypeError, ValueError):
+            what = f"image id {im.get('id')}" if isinstance(im, dict) and "id" in im else f"images[{n}]"
+            raise InputError(f"{ann_file}: {what}: needs 'id', 'file_name', 'width' and 'height'") from None
     out: list[Instance] = []
-    try:
-        images = {int(im["id"]): im for im in data["images"]}
-        for a in data["annotations"]:
+    for n, a in enumerate(data["annotations"]):
+        if not isinstance(a, dict):
+            raise InputError(f"{ann_file}: annotations[{n}] is not an object")
+        where = f"{ann_file}: {_ann_label(a)}"
+        try:
             im = images.get(int(a["image_id"]))
-            if im is None:
-                continue
-            W, H = int(im["width"]), int(im["height"])
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"{where}: 'image_id' missing or not an integer") from None
+        if im is None or a.get("iscrowd", 0):
+            continue
+        kp_raw = a.get("keypoints")
+        if kp_raw is None:
+            continue
+        if not isinstance(kp_raw, list) or not all(isinstance(v, (int, float)) for v in kp_raw):
+            raise InputError(f"{where}: 'keypoints' must be a list of numbers")
+        if len(kp_raw) != 3 * num_keypoints:
+            raise InputError(f"{where}: 'keypoints' has {len(kp_raw)} values, expected 3×{num_keypoints}")
+        bbox = a.get("bbox")
+        if not isinstance(bbox, list) or len(bbox) != 4 or not all(isinstance(v, (int, float)) for v in bbox):
+            raise InputError(f"{where}: 'bbox' must be 4 numbers [x, y, width, height]")
+        file_name, W, H = im
+        try:
             box = gt_person_box(a, W, H)
-            if box is None:
-                continue
-            kp = np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3)
-            if kp.shape[0] != num_keypoints:
-                raise InputError(f"{ann_file}: annotation {a.get('id')} has {kp.shape[0]} keypoints, "
-                                 f"expected {num_keypoints}")
-            path = images_dir / im["file_name"]
-            if check_files and not path.is_file():
-                raise InputError(f"{ann_file}: image {path} not found")
-            out.append(Instance(str(path), int(im["id"]), int(a.get("id", len(out))), W, H, box, kp))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"{ann_file}: malformed COCO annotations ({exc!r})") from None
+        except (TypeError, ValueError):
+            raise InputError(f"{where}: 'num_keypoints' / 'area' must be numbers") from None
+        if box is None:
+            continue
+        kp = np.asarray(kp_raw, dtype=np.float64).reshape(-1, 3)
+        path = images_dir / file_name
+        if check_files and not path.is_file():
+            raise InputError(f"{ann_file}: image {path} not found")
+        ann_id = a.get("id", len(out))
+        try:
+            ann_id = int(ann_id)
+        except (TypeError, ValueError):
+            ann_id = len(out)
+        out.append(Instance(str(path), int(a["image_id"]), ann_id, W, H, box, kp))
+    return out
+
+
+def load_coco_source(ann_file: str | Path, images_dir: str | Path, target: KeypointSet,
+                     positional: bool = False) -> list[Instance]:
+    """A COCO keypoint file's people on the model's keypoint set ``target``.
+
+    The file's own set (:func:`coco_keypoint_set`) reaches ``target`` unchanged (same names; or in order when
+    ``positional``, the user having declared the set, or when the file names no keypoint) or through a declared
+    joint mapping (:func:`~kanpose_cli.core.data.dataset_keypoints.source_mapping`). People whose mapped keypoints
+    are all unlabelled are dropped.
+
+    Raises:
+        InputError: as :func:`load_coco_instances`; no way from the file's set to ``target`` (one line).
+    """
+    from kanpose_cli.core.data.dataset_keypoints import apply_mapping, source_mapping
+
+    ann_file = Path(ann_file).expanduser()
+    data = read_coco_json(ann_file)
+    own = coco_keypoint_set(data, str(ann_file))
+    mapping = source_mapping(own, target, str(ann_file), positional=positional)
+    instances = load_coco_instances(ann_file, images_dir, own, data=data)
+    if mapping is None:
+        return instances
+    out = []
+    for inst in instances:
+        inst.keypoints = apply_mapping(inst.keypoints, mapping, target)
+        if (inst.keypoints[:, 2] > 0).any():
+            out.append(inst)
     return out
 
 
@@ -170,13 +294,33 @@ def quiet_coco(ann: str | Path | dict):
         if not isinstance(ann.get("images"), list) or not isinstance(ann.get("annotations"), list):
             raise InputError(f"{where} is not a COCO annotation file (needs 'images' and 'annotations' lists)")
     coco = COCO()
-    coco.dataset = ann
+    coco.dataset = _complete_for_cocoeval(ann)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             coco.createIndex()
     except (KeyError, TypeError) as exc:
         raise InputError(f"{where}: malformed COCO annotations ({exc!r})") from None
     return coco
+
+
+def _complete_for_cocoeval(ann: dict) -> dict:
+    """``ann`` with the two fields COCOeval reads that other datasets' COCO-style files may lack (OneHand10K's has no
+    ``num_keypoints``): ``num_keypoints`` = the count of labelled keypoints (v > 0) and ``area`` = box area × 0.53
+    (ultralytics' stand-in for the segment area in OKS). Annotations that have both are kept as they are; the others
+    are copied, never changed in place."""
+    anns = ann["annotations"]
+    if all(not isinstance(a, dict) or "keypoints" not in a or ("num_keypoints" in a and "area" in a) for a in anns):
+        return ann
+    out = []
+    for a in anns:
+        if isinstance(a, dict) and "keypoints" in a and ("num_keypoints" not in a or "area" not in a):
+            a = dict(a)
+            if "num_keypoints" not in a and isinstance(a["keypoints"], list):
+                a["num_keypoints"] = sum(1 for v in a["keypoints"][2::3] if isinstance(v, (int, float)) and v > 0)
+            if "area" not in a and isinstance(a.get("bbox"), list) and len(a["bbox"]) == 4:
+                a["area"] = float(a["bbox"][2]) * float(a["bbox"][3]) * 0.53
+        out.append(a)
+    return {**ann, "annotations": out}
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ import numpy as np
 
 from kanpose_cli.core.data.instances import Instance
 from kanpose_cli.core.errors import InputError
-from kanpose_cli.core.keypoints import LSP14, KeypointSet, get_joint_mapping
+from kanpose_cli.core.data.dataset_keypoints import apply_mapping, source_mapping
+from kanpose_cli.core.keypoints import LSP14, KeypointSet
 
 BOX_MARGIN = 1.2  # joint extent -> person box (joints sit inside the limbs; the head top is the highest point)
 
@@ -108,8 +109,8 @@ def load_lsp_instances(mat_file: str | Path, images_dir: str | Path, keypoints: 
     mapped keypoints are all unlabelled, is dropped. Image sizes come from the image headers (Pillow).
 
     Args:
-        mat_file: ``joints.mat``. images_dir: its ``images/`` folder. keypoints: the model's keypoint set; a
-            :class:`~kanpose_cli.core.keypoints.JointMapping` from ``lsp14`` to it must be declared.
+        mat_file: ``joints.mat``. images_dir: its ``images/`` folder. keypoints: the model's keypoint set: ``lsp14``
+            itself, or a set a :class:`~kanpose_cli.core.keypoints.JointMapping` from ``lsp14`` is declared to.
         check_files: raise if an image is missing (otherwise the instance is skipped).
 
     Returns:
@@ -122,10 +123,7 @@ def load_lsp_instances(mat_file: str | Path, images_dir: str | Path, keypoints: 
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
         raise InputError(f"images folder not found: {images_dir}")
-    try:
-        mapping = get_joint_mapping(LSP14.name, keypoints.name)
-    except KeyError as exc:
-        raise InputError(f"{mat_file}: {exc.args[0]}") from None
+    mapping = source_mapping(LSP14, keypoints, str(mat_file))  # None: a native lsp14 model
     joints = read_lsp_joints(mat_file)
     out: list[Instance] = []
     for i, kp in enumerate(joints):
@@ -142,7 +140,7 @@ def load_lsp_instances(mat_file: str | Path, images_dir: str | Path, keypoints: 
         box = joints_box(kp, width, height)
         if box is None:
             continue
-        mapped = mapping.apply(kp, keypoints.num_keypoints)
+        mapped = apply_mapping(kp, mapping, keypoints)
         if not (mapped[:, 2] > 0).any():
             continue
         out.append(Instance(str(path), i + 1, i + 1, width, height, box, mapped))

@@ -258,7 +258,8 @@ def make_single_person_estimator(model=None, weights=None, boxes: str = "gt", de
     boxes are given per person (no detector is loaded), ``detector`` runs YOLO at ``det_conf``.
 
     Raises:
-        UsageError: ``boxes`` not gt/detector, a ``yolo:`` model (it finds its own people: not scored per box).
+        UsageError: ``boxes`` not gt/detector; a ``yolo:`` model with ``gt`` boxes (it finds its own people: it is
+            scored like ``detector`` boxes, the person nearest the annotated joints).
         As :class:`~kanpose_cli.core.inference.estimator.PoseEstimator` otherwise.
     """
     from kanpose_cli.core.inference.estimator import PoseEstimator, is_yolo_model
@@ -266,7 +267,10 @@ def make_single_person_estimator(model=None, weights=None, boxes: str = "gt", de
     if boxes not in BOX_CHOICES:
         raise UsageError(f"--boxes: expected gt or detector, got {boxes!r}")
     if is_yolo_model(model):
-        raise UsageError("yolo: models find their own people; the single-person benchmarks score top-down models")
+        if boxes != "detector":
+            raise UsageError("a yolo: model finds its own people: add --boxes detector (the person nearest the "
+                             "annotated joints is scored)")
+        return PoseEstimator(model, device=device, conf=det_conf)
     return PoseEstimator(model, weights, detector, "none" if boxes == "gt" else "detector", device=device, flip=flip,
                          batch=batch, conf=det_conf, backend=backend)
 

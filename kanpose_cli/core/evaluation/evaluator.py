@@ -10,9 +10,10 @@ Protocol (spec §1.5; reference: ViTPose ``TopDownCocoDataset.evaluate`` and mmp
    flip test on by default -> keypoints in original-image pixels (x before y).
 3. Rescoring: instance score = box score × mean of the keypoint scores above 0.2 (0 if none)
    (:meth:`PoseResult.to_coco`).
-4. OKS-NMS per image at OKS 0.9 with the COCO sigmas and "area" = padded crop area ``w_roi · h_roi`` pixels²
-   (:mod:`kanpose_cli.core.evaluation.oks_nms`).
-5. pycocotools ``COCOeval(iouType='keypoints')`` (never our own AP; :mod:`kanpose_cli.core.evaluation.coco_metric`):
+4. OKS-NMS per image at OKS 0.9 with the keypoint set's sigmas (COCO's for COCO-17) and "area" = padded crop area
+   ``w_roi · h_roi`` pixels² (:mod:`kanpose_cli.core.evaluation.oks_nms`).
+5. pycocotools ``COCOeval(iouType='keypoints')`` (never our own AP; :mod:`kanpose_cli.core.evaluation.coco_metric`)
+   with ``kpt_oks_sigmas`` from the model's keypoint set (any K):
    AP, AP50, AP75, APM, APL, AR, AR50, AR75, ARM, ARL in [0, 1] (-1 where the annotation file has no instance of that
    area range).
 
@@ -40,13 +41,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from kanpose_cli.core.data.coco import CocoKeypointData
+from kanpose_cli.core.data.coco import CocoKeypointData, coco_keypoint_set
 from kanpose_cli.core.data.sources import read_image
 from kanpose_cli.core.data.transforms import box_to_center_size
 from kanpose_cli.core.errors import InputError, UsageError
-from kanpose_cli.core.evaluation.coco_metric import METRIC_NAMES, score_results
+from kanpose_cli.core.evaluation.coco_metric import METRIC_NAMES, annotation_keypoints, score_results
 from kanpose_cli.core.evaluation.oks_nms import oks_nms
 from kanpose_cli.core.io import write_json_atomic
+from kanpose_cli.core.keypoints import COCO17, KeypointSet
 from kanpose_cli.core.protocol import BOX_PADDING, IMAGES_PER_CHUNK, OKS_NMS_THR, RESCORE_KPT_THR
 from kanpose_cli.core.results import PoseResult
 
@@ -120,11 +122,13 @@ def run_estimator(estimator, data: CocoKeypointData, image_ids: list[int], progr
     of ``evaluated_ids``; network errors propagate.
 
     Raises:
-        UsageError: a model that does not predict the 17 COCO keypoints.
+        UsageError: a model whose keypoint count differs from the annotations' (any K is scored, with the model's
+            keypoint set's OKS sigmas).
     """
-    if estimator.keypoints.num_keypoints != 17:
-        raise UsageError(f"{estimator.name} predicts {estimator.keypoints.num_keypoints} keypoints; COCO "
-                         f"evaluation needs 17")
+    k_model, k_ann = estimator.keypoints.num_keypoints, annotation_keypoints(data.coco)
+    if k_ann and k_ann != k_model:
+        raise UsageError(f"{estimator.name} predicts {k_model} keypoints ({estimator.keypoints.name}); the "
+                         f"annotations of {data.ann_file.name} have {k_ann} per person")
     run, total, done = EvalRun(), len(image_ids), 0
     report = (lambda msg: progress(done, total, msg)) if progress else (lambda msg: None)
     source = estimator.box_source
@@ -154,9 +158,11 @@ def run_estimator(estimator, data: CocoKeypointData, image_ids: list[int], progr
 
 
 # ------------------------------------------------------------------------------------------------- entry points
-def _finish(run: EvalRun, data: CocoKeypointData, settings: dict, results_file, bootstrap: int = 0) -> dict:
-    """Score the run, write results + metrics.json (when ``results_file`` is given), return the report dict."""
-    metrics = score_results(data.coco, run.results, image_ids=run.evaluated_ids,
+def _finish(run: EvalRun, data: CocoKeypointData, settings: dict, results_file, bootstrap: int = 0,
+            keypoint_set: KeypointSet = COCO17) -> dict:
+    """Score the run (OKS with ``keypoint_set``'s sigmas), write results + metrics.json (when ``results_file`` is
+    given), return the report dict."""
+    metrics = score_results(data.coco, run.results, image_ids=run.evaluated_ids, keypoint_set=keypoint_set,
                             bootstrap=bootstrap if run.results else 0) if run.evaluated_ids else {
         **{name: 0.0 for name in METRIC_NAMES}, "num_results": 0, "summary": "no image could be evaluated"}
     report = {
@@ -218,7 +224,8 @@ def score_existing(data: CocoKeypointData, dets: list[dict], results_file, run_d
                    image_ids: list[int] | None, bootstrap: int = 0) -> dict:
     """Score already-loaded results (:func:`score_results`; ``bootstrap`` resamples of AP over images when > 0) and
     write ``metrics.json`` into ``run_dir``."""
-    report = score_results(data.coco, dets, image_ids=image_ids, bootstrap=bootstrap if dets else 0)
+    kset = coco_keypoint_set(data.coco.dataset, str(data.ann_file))  # the file's set: its OKS sigmas
+    report = score_results(data.coco, dets, image_ids=image_ids, keypoint_set=kset, bootstrap=bootstrap if dets else 0)
     report["num_images"] = len(image_ids) if image_ids is not None else len(data.image_ids)  # as a model run's
     report["settings"] = {"mode": "score-only", "results_file": str(results_file),
                           **base_settings(data.ann_file, images_dir, image_ids)}
@@ -295,8 +302,9 @@ def evaluate(estimator, ann_file, images_dir, image_ids: list[int] | None = None
     finally:
         if model is not None:
             model.train(was_training)
-    settings = {**estimator_settings(estimator), **base_settings(data.ann_file, data.images_dir, image_ids)}
-    return _finish(run, data, settings, results_file, bootstrap=bootstrap)
+    settings = {**estimator_settings(estimator), **base_settings(data.ann_file, data.images_dir, image_ids),
+                "keypoint_set": estimator.keypoints.name}
+    return _finish(run, data, settings, results_file, bootstrap=bootstrap, keypoint_set=estimator.keypoints)
 
 
 def evaluate_model(model, ann_file, images_dir, boxes: str = "gt", flip: bool = True, device="cpu",

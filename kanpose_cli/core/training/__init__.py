@@ -41,6 +41,7 @@ from kanpose_cli.core.training.config import (
     apply_values,
     default_seed,
     finetune_defaults,
+    keypoint_set_values,
     lineage_seeds,
     flatten,
     known_keys,
@@ -48,6 +49,7 @@ from kanpose_cli.core.training.config import (
     parse_value,
     train_sources,
     val_set,
+    yolo_data,
 )
 from kanpose_cli.core.training.loop import Callback, Trainer
 from kanpose_cli.core.training.optim import LrSchedule, ModelEMA, layer_id, param_groups
@@ -75,5 +77,5 @@ __all__ = [
     "atomic_torch_save", "default_seed", "finetune_defaults", "find_resume_state", "flatten", "get_rng_state",
     "known_keys", "layer_id", "lineage_seeds", "load_recipe", "load_state", "param_groups", "parse_value",
     "plot_results", "seed_everything", "set_rng_state", "TENSORBOARD_HINT", "TensorBoardLog", "tensorboard_available",
-    "train_sources", "val_set", "write_results_csv",
+    "train_sources", "val_set", "write_results_csv", "keypoint_set_values", "yolo_data",
 ]

@@ -31,7 +31,7 @@ from kanpose_cli.core.errors import InputError, UsageError
 from kanpose_cli.core.registry import close_matches
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"  # kanpose_cli/core/recipes
-FREE_FORM_KEYS = ("model_overrides",)  # sections whose sub-keys are checked by the model config, not here
+FREE_FORM_KEYS = ("model_overrides", "keypoints")  # sections whose sub-keys are checked by the model config, not here
 SCHEDULES = ("multistep", "cosine")
 AMP_MODES = ("none", "bf16", "fp16")
 
@@ -124,10 +124,18 @@ class ValConfig:
 
 @dataclass
 class ValSet:
-    """The validation set: a COCO keypoint JSON ``ann`` and its image folder ``images``."""
+    """The validation set: a COCO keypoint JSON ``ann`` and its image folder ``images``; or (``format`` ``yolo``) a
+    YOLO-pose ``data.yaml`` ``ann``, its dataset root ``images`` and its ``split`` (``val``), converted to COCO
+    annotations for scoring (:func:`kanpose_cli.core.data.yolo_pose.yolo_to_coco`)."""
 
     ann: str
     images: str
+    format: str = "coco"
+    split: str = ""
+
+    def __post_init__(self):
+        if self.format not in ("coco", "yolo"):
+            raise UsageError(f"data.val.format must be coco or yolo, got {self.format!r}")
 
 
 @dataclass
@@ -138,10 +146,13 @@ class DataConfig:
         train: the training sets (:class:`~kanpose_cli.core.data.training_sets.DataSource`: ``ann``, ``images``,
             ``format`` coco|lsp, ``ratio`` = persons drawn per epoch as a multiple of the source's size).
         val: the validation set, or None (no AP, no ``best.safetensors``).
+        keypoint_set: what ``--keypoint-set`` named (a built-in set or a file), or None. When given, COCO / YOLO
+            sources with as many keypoints are read as that set, in order, whatever names their files give.
     """
 
     train: list[DataSource] = field(default_factory=list)
     val: ValSet | None = None
+    keypoint_set: str | None = None
 
 
 @dataclass
@@ -151,6 +162,10 @@ class TrainConfig:
     Attributes:
         model: registered model name. model_overrides: model-config fields to change (checked by the model).
         init: weights to initialise from (:func:`kanpose_cli.core.weights.init_weights`), or None.
+        keypoints: the model's keypoint set (:meth:`~kanpose_cli.core.keypoints.KeypointSet.to_dict`), or None for
+            the one the data gives (:func:`~kanpose_cli.core.data.training_sets.default_keypoint_set`: the first
+            source's own; COCO-17 for a COCO person file), resolved when the :class:`~.loop.Trainer` is built and
+            recorded, so that ``--resume`` rebuilds the same model.
         epochs: epochs to train. batch: batch size per process. workers: DataLoader workers.
         seed: base seed of the sample order and augmentation, or None for :func:`default_seed` (0, or the highest
             training seed of the ``init`` weights' lineage + 1), resolved when the :class:`~.loop.Trainer` is built.
@@ -170,6 +185,7 @@ class TrainConfig:
     model: str
     model_overrides: dict = field(default_factory=dict)
     init: str | None = None
+    keypoints: dict | None = None
     epochs: int = 210
     batch: int = 64
     workers: int = 4
@@ -491,6 +507,39 @@ def train_sources(anns: list, images: list, ratios: list[float] | None = None) -
             raise InputError(f"images folder not found: {i}")
         out.append(DataSource(str(a.resolve()), str(i.resolve()), ratio=r))
     return out
+
+
+def yolo_data(data_yaml) -> tuple[list[DataSource], ValSet | None]:
+    """The training and validation sets of ``--data data.yaml`` (an ultralytics YOLO-pose dataset): one training
+    source (its ``train`` split) and the ``val`` split as the validation set (None when the YAML has none).
+
+    Raises:
+        InputError: a missing or malformed YAML, a split entry that does not exist (one line naming the file).
+    """
+    from kanpose_cli.core.data.yolo_pose import read_data_yaml
+
+    data = read_data_yaml(data_yaml)
+    for split, entries in data.splits.items():
+        for entry in entries:
+            if not entry.exists():
+                raise InputError(f"{data.yaml_file}: '{split}' entry {entry} does not exist")
+    val = ValSet(str(data.yaml_file), str(data.root), format="yolo", split="val") if "val" in data.splits else None
+    return [DataSource(str(data.yaml_file), str(data.root), format="yolo", split="train")], val
+
+
+def keypoint_set_values(spec: str) -> dict:
+    """The config values of ``--keypoint-set NAME|FILE``: ``keypoints`` (the set, resolved now so that the run records
+    it whole) and ``data.keypoint_set`` (what was named: a built-in name or the file's absolute path).
+
+    Raises:
+        UsageError: an unknown name. InputError: a missing or malformed file.
+    """
+    from kanpose_cli.core.data.dataset_keypoints import resolve_keypoint_set
+
+    kset = resolve_keypoint_set(spec)
+    path = Path(str(spec)).expanduser()
+    named = str(path.resolve()) if path.suffix.lower() in (".json", ".yaml", ".yml") else str(spec)
+    return {"keypoints": kset.to_dict(), "data.keypoint_set": named}
 
 
 def val_set(ann, images) -> ValSet:

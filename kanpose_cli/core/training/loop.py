@@ -17,7 +17,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from kanpose_cli.core.data.dataset import TopDownDataset, collate
-from kanpose_cli.core.data.training_sets import load_sources
+from kanpose_cli.core.data.training_sets import default_keypoint_set, load_sources
 from kanpose_cli.core.training.config import TrainConfig, lineage_seeds
 from kanpose_cli.core.training.optim import LrSchedule, ModelEMA, param_groups
 from kanpose_cli.core.training.outputs import TensorBoardLog, plot_results, tensorboard_available, write_results_csv
@@ -29,8 +29,9 @@ from kanpose_cli.core.training.state import (
     seed_everything,
     set_rng_state,
 )
-from kanpose_cli.core.errors import DeviceError, InputError
+from kanpose_cli.core.errors import DeviceError, InputError, UsageError
 from kanpose_cli.core.io import RunDir, write_text_atomic
+from kanpose_cli.core.keypoints import KeypointSet
 from kanpose_cli.core.models.losses import build_loss
 from kanpose_cli.core.models.registry import PoseModel, create_model
 from kanpose_cli.core.parallel import init_distributed
@@ -83,15 +84,23 @@ class Trainer:
         seed_everything(cfg.seed + self.rank)
         if not cfg.data.train:
             raise InputError("no training data: give --train-ann and --train-images")
-        self.model: PoseModel = create_model(cfg.model, overrides=cfg.model_overrides or None)
+        # the model's keypoint set: the config's (recorded at the first build, so --resume rebuilds the same model),
+        # else the first source's own (COCO categories[0], the YOLO data.yaml); its size K sets the head
+        self.model: PoseModel = create_model(cfg.model, overrides=cfg.model_overrides or None,
+                                             keypoints=self._keypoint_set(cfg))
+        cfg.keypoints = self.model.keypoints.to_dict()
         self.init_report = None  # InitReport of ``init`` (None when resuming: the state holds the weights)
         if cfg.init and state is None:
             self._load_init(cfg.init)
         # data: every source on the model's keypoint set; the sampler draws each source's ratio per epoch
-        instances, sizes = load_sources(cfg.data.train, self.model.keypoints)
+        instances, sizes = load_sources(cfg.data.train, self.model.keypoints, positional=bool(cfg.data.keypoint_set))
         self.sampler = RatioSampler(sizes, [s.ratio for s in cfg.data.train], seed=cfg.seed, rank=self.rank,
                                     world=self.world)
         self.num_persons, self.epoch_size = len(instances), self.sampler.epoch_size
+        # a YOLO-pose validation split is read now (its errors before any training), written on the first validation
+        self._yolo_val_coco, self._yolo_val_file = None, None
+        if cfg.data.val is not None and cfg.data.val.format == "yolo" and self.is_main:
+            self._yolo_val_coco = self._read_yolo_val(cfg.data.val)
         self.dataset = TopDownDataset(instances * self.sampler.copies, self.model, cfg.aug, seed=cfg.seed)
         bs = cfg.batch
         self.batch_size = bs
@@ -134,6 +143,17 @@ class Trainer:
         self.tensorboard: TensorBoardLog | None = None  # opened in fit() on rank 0 when tensorboard is installed
         if state is not None:
             self._restore(state)
+
+    @staticmethod
+    def _keypoint_set(cfg: TrainConfig) -> KeypointSet | None:
+        """``cfg.keypoints`` as a set, else :func:`default_keypoint_set` of the training sources (None: the model's
+        default). Raises UsageError for a malformed ``keypoints`` section."""
+        if cfg.keypoints is not None:
+            try:
+                return KeypointSet.from_dict(cfg.keypoints, where="config key keypoints")
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        return default_keypoint_set(cfg.data.train)
 
     # -------------------------------------------------------------------------------------------- state
     def _load_init(self, weights: str) -> None:
@@ -267,15 +287,35 @@ class Trainer:
             from kanpose_cli.core.evaluation.evaluator import evaluate_model
         except ImportError:
             return None
+        ann, images = val.ann, val.images
+        if val.format == "yolo":
+            ann, images = self._yolo_val_annotations(val)
         model = self.eval_model()
         was_training = model.training
         model.eval()
         try:
-            metrics = evaluate_model(model, val.ann, val.images, boxes="gt", flip=self.cfg.val.flip,
+            metrics = evaluate_model(model, ann, images, boxes="gt", flip=self.cfg.val.flip,
                                      device=str(self.device), batch_size=self.cfg.val.batch)
         finally:
             model.train(was_training)
         return {k: float(m) for k, m in metrics.items() if isinstance(m, (int, float))}
+
+    def _yolo_val_annotations(self, val) -> tuple[Path, str]:
+        """A YOLO-pose validation split as COCO annotations, written once per run to ``<run>/val_annotations.json``
+        (:func:`~kanpose_cli.core.data.yolo_pose.yolo_to_coco`); returns ``(that file, the images folder)``."""
+        if self._yolo_val_file is None:
+            from kanpose_cli.core.io import write_json_atomic
+
+            coco, root = self._yolo_val_coco or self._read_yolo_val(val)
+            self._yolo_val_file = (write_json_atomic(Path(self.run_dir) / "val_annotations.json", coco, indent=None),
+                                   str(root))
+        return self._yolo_val_file
+
+    @staticmethod
+    def _read_yolo_val(val) -> tuple[dict, Path]:
+        from kanpose_cli.core.data.yolo_pose import yolo_to_coco
+
+        return yolo_to_coco(val.ann, val.split or "val")
 
     def fit(self) -> dict:
         """Train until ``epochs``; returns a summary dict (epochs, step, best_ap, best_epoch, wall_s, run_dir,

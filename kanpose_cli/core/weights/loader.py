@@ -324,6 +324,8 @@ def init_weights(model: PoseModel, weights: str, dataset: int | str = 0) -> Init
     for k, v in new.items():
         if k not in target:
             add(k, "skipped", v.numel(), rep.get("reasons", {}).get(k) or f"{model.name} has no such tensor")
+        elif k not in loaded:  # same name, another shape (e.g. a COCO-17 head into a model with another K)
+            add(k, "skipped", v.numel(), f"shape {tuple(v.shape)} differs from the model's {tuple(target[k].shape)}")
     for k in rep.get("skipped", []):
         if k not in new:
             add(k, "skipped", rep.get("numel", {}).get(k, 0), rep["reasons"].get(k, "dropped by the converter"))
