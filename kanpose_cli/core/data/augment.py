@@ -13,7 +13,7 @@ DataLoader workers or after a resume).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 

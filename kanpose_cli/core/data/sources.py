@@ -94,7 +94,7 @@ def _open_url(url: str):
     """``urllib`` response of a GET of ``url`` (headers read, body not yet). Raises InputError on any failure."""
     request = urllib.request.Request(url, headers={"User-Agent": "kanpose"})
     try:
-        return urllib.request.urlopen(request, timeout=URL_TIMEOUT_S)  # noqa: S310 - http(s) only (is_url)
+        return urllib.request.urlopen(request, timeout=URL_TIMEOUT_S)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise _download_error(url, exc) from None
 

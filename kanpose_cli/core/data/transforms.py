@@ -140,7 +140,8 @@ def make_crops(image_bgr: np.ndarray, boxes: np.ndarray, input_size: tuple[int, 
 
     Args:
         image_bgr: (H_img, W_img, 3) uint8. boxes: (N, 4) xyxy original-image pixels.
-        input_size: model input ``(H, W)``. udp: UDP affine (spec §1.3). padding: box enlargement (:data:`~kanpose_cli.core.protocol.BOX_PADDING`).
+        input_size: model input ``(H, W)``. udp: UDP affine (spec §1.3). padding: box enlargement
+            (:data:`~kanpose_cli.core.protocol.BOX_PADDING`).
 
     Returns:
         ``(crops (N, H, W, 3) uint8 RGB, centers (N, 2), roi_sizes (N, 2))``, the last two in original-image pixels.

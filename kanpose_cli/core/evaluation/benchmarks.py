@@ -465,7 +465,9 @@ def _finite(value: float) -> float | None:
 
 def _box_words(benchmark: str, boxes: str, estimator) -> str:
     if boxes == "detector":
-        return f"detector ({estimator.box_source.name}); the person nearest the annotated joints is scored"
+        source = (f"{estimator.yolo.name}, its own people" if getattr(estimator, "yolo", None) is not None
+                  else estimator.box_source.name)
+        return f"detector ({source}); the person nearest the annotated joints is scored"
     if benchmark == "lsp":
         return "gt (labelled joints' extent × 1.2, clipped to the image; crop padding 1.25)"
     return "gt (mmpose MPII box: centre − 1 moved down 15·scale px, side 200·scale px; crop padding 1.25)"
