@@ -253,6 +253,13 @@ def _check_eval_hands(work, proc):
     assert metrics["settings"]["keypoint_set"] == "hand21", metrics["settings"]
 
 
+def _check_predict_hand(work, proc):
+    run = _newest(work / "runs/predict")
+    pred = _json(run / "9.json")
+    assert len(pred["keypoint_names"]) == 21 and pred["keypoint_names"][:2] == ["wrist", "thumb1"], pred
+    assert len(pred["instances"]) == 1 and (run / "9.jpg").is_file()
+
+
 def _check_resumed(work, proc):
     assert "resuming" in proc.stdout + proc.stderr, proc.stdout[-1000:]
     _check_train(work, proc)
@@ -372,6 +379,9 @@ COMMANDS: dict[str, Run | NotRun] = {
     "kanpose eval coco --ann ../shared/data/keypoint-sets/onehand10k/test_onehand10k.json --images "
     "../shared/data/keypoint-sets/onehand10k --weights runs/hands/exp1/weights/last.safetensors":
         Run(requires=("runs/hands/exp1/weights/last.safetensors",), check=_check_eval_hands),
+    "kanpose predict ../shared/data/keypoint-sets/onehand10k/9.jpg --detector none --weights "
+    "runs/hands/exp1/weights/last.safetensors":
+        Run(requires=("runs/hands/exp1/weights/last.safetensors",), check=_check_predict_hand),
     "kanpose train --data hands/data.yaml --model amfacpose-r18-128x96 --init shipped --batch 2":
         Run(TRAIN_BUDGET, check=_check_train_keypoints(21)),
     "kanpose train --model amfacpose-r18-128x96 --train-ann lspet/joints.mat --train-images lspet/images "
