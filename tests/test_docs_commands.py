@@ -250,7 +250,7 @@ def _check_train_keypoints(k: int, project: str = "runs/train"):
 def _check_eval_hands(work, proc):
     metrics = _json(_newest(work / "runs/eval") / "metrics.json")
     assert 0.0 <= metrics["AP"] <= 1.0 and metrics["num_images"] == 4, metrics
-    assert metrics["settings"]["keypoint_set"] == "hand21", metrics["settings"]
+    assert metrics["settings"]["keypoint_set"] == "onehand21", metrics["settings"]
 
 
 def _check_resumed(work, proc):
