@@ -370,14 +370,14 @@ def keypoint_set_from_names(name: str, names, flip_index=None, skeleton=(), sigm
                             where: str = "keypoint set", builtin: bool = True) -> KeypointSet:
     """The keypoint set a dataset file describes by its keypoint names.
 
-    When ``builtin`` and ``names`` are a built-in set's (:func:`match_builtin`) and the file's own ``flip_index`` and ``sigmas``
-    (when given) agree with it, that set is returned whole: its flip index, skeleton, published OKS sigmas and upper
-    body (so a COCO person file is ``coco17``, AIC's ``"Right Shoulder"`` file is ``aic14``). Otherwise a new set
-    named ``name``: flip index ``flip_index`` or from the names (:func:`flip_index_from_names`), ``skeleton`` (0-based
-    links, for drawing), OKS sigmas ``sigmas`` or ``1/K`` each (ultralytics' rule for sets without published sigmas,
-    ``ultralytics/utils/metrics.py``), upper body all keypoints (half-body augmentation off). ``builtin=False`` is
-    for a file that names no keypoint (``names`` are :func:`generic_names`): its keypoints are nobody's, even where
-    a built-in set's names read the same (WFLW's ``kpt-0`` ...).
+    When ``builtin`` and ``names`` are a built-in set's (:func:`match_builtin`) and the file's own ``flip_index``
+    and ``sigmas`` (when given) agree with it, that set is returned whole: its flip index, skeleton, published OKS
+    sigmas and upper body (so a COCO person file is ``coco17``, AIC's ``"Right Shoulder"`` file is ``aic14``).
+    Otherwise a new set named ``name``: flip index ``flip_index`` or from the names (:func:`flip_index_from_names`),
+    ``skeleton`` (0-based links, for drawing), OKS sigmas ``sigmas`` or ``1/K`` each (ultralytics' rule for sets
+    without published sigmas, ``ultralytics/utils/metrics.py``), upper body all keypoints (half-body augmentation
+    off). ``builtin=False`` is for a file that names no keypoint (``names`` are :func:`generic_names`): its
+    keypoints are nobody's, even where a built-in set's names read the same (WFLW's ``kpt-0`` ...).
 
     Raises:
         InputError: one line naming ``where`` and the entry (names twice, a flip index that is not an involution ...).

@@ -168,10 +168,10 @@ def load_coco_source(ann_file: str | Path, images_dir: str | Path, target: Keypo
                      positional: bool = False) -> list[Instance]:
     """A COCO keypoint file's people on the model's keypoint set ``target``.
 
-    The file's own set (:func:`~kanpose_cli.core.keypoints.keypoint_set_from_coco`) reaches ``target`` unchanged (same names; or in order when
-    ``positional``, the user having declared the set, or when the file names no keypoint) or through a declared
-    joint mapping (:func:`~kanpose_cli.core.data.dataset_keypoints.source_mapping`). People whose mapped keypoints
-    are all unlabelled are dropped.
+    The file's own set (:func:`~kanpose_cli.core.keypoints.keypoint_set_from_coco`) reaches ``target`` unchanged
+    (same names; or in order when ``positional``, the user having declared the set, or when the file names no
+    keypoint) or through a declared joint mapping (:func:`~kanpose_cli.core.data.dataset_keypoints.source_mapping`).
+    People whose mapped keypoints are all unlabelled are dropped.
 
     Raises:
         InputError: as :func:`load_coco_instances`; no way from the file's set to ``target`` (one line).

@@ -530,7 +530,8 @@ def yolo_data(data_yaml) -> tuple[list[DataSource], ValSet | None]:
 
 def keypoint_set_values(spec: str) -> dict:
     """The config values of ``--keypoint-set NAME|FILE``: ``keypoints`` (the set,
-    :func:`~kanpose_cli.core.keypoints.load_keypoint_set`, resolved now so that the run records it whole) and ``data.keypoint_set`` (what was named: a built-in name or the file's absolute path).
+    :func:`~kanpose_cli.core.keypoints.load_keypoint_set`, resolved now so that the run records it whole) and
+    ``data.keypoint_set`` (what was named: a built-in name or the file's absolute path).
 
     Raises:
         UsageError: an unknown name. InputError: a missing or malformed file.
