@@ -176,21 +176,14 @@ def load_coco_source(ann_file: str | Path, images_dir: str | Path, target: Keypo
     Raises:
         InputError: as :func:`load_coco_instances`; no way from the file's set to ``target`` (one line).
     """
-    from kanpose_cli.core.data.dataset_keypoints import apply_mapping, source_mapping
+    from kanpose_cli.core.data.dataset_keypoints import map_instances, source_mapping
 
     ann_file = Path(ann_file).expanduser()
     data = read_coco_json(ann_file)
     own = keypoint_set_from_coco(data, str(ann_file))
     mapping = source_mapping(own, target, str(ann_file), positional=positional)
     instances = load_coco_instances(ann_file, images_dir, own, data=data)
-    if mapping is None:
-        return instances
-    out = []
-    for inst in instances:
-        inst.keypoints = apply_mapping(inst.keypoints, mapping, target)
-        if (inst.keypoints[:, 2] > 0).any():
-            out.append(inst)
-    return out
+    return map_instances(instances, mapping, target)
 
 
 def subset_annotations(ann_file: str | Path, out_file: str | Path, num_persons: int, seed: int = 0,

@@ -5,13 +5,14 @@ A dataset file describes its keypoints itself (:func:`~kanpose_cli.core.keypoint
 the model's set (``--keypoint-set``, :func:`~kanpose_cli.core.keypoints.load_keypoint_set`). :func:`source_mapping`
 decides how the source's keypoints land on the model's: unchanged (the same keypoints), through a declared
 :class:`~kanpose_cli.core.keypoints.JointMapping` (mmpose's ``KeypointConverter``, as data), or a one-line error;
-:func:`apply_mapping` moves the keypoints.
+:func:`apply_mapping` moves the keypoints, :func:`map_instances` a dataset's people.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from kanpose_cli.core.data.instances import Instance
 from kanpose_cli.core.errors import InputError
 from kanpose_cli.core.keypoints import (JointMapping, KeypointSet, get_joint_mapping, has_generic_names,
                                         same_keypoint_names)
@@ -55,3 +56,17 @@ def apply_mapping(keypoints: np.ndarray, mapping: JointMapping | None, target: K
     if mapping is None:
         return np.asarray(keypoints, dtype=np.float64)
     return mapping.apply(keypoints, target.num_keypoints)
+
+
+def map_instances(instances: list[Instance], mapping: JointMapping | None, target: KeypointSet) -> list[Instance]:
+    """A dataset's people on the model's set ``target``: ``instances`` unchanged when ``mapping`` is None, else each
+    one's keypoints through :func:`apply_mapping` (in place) and the people left with no labelled keypoint
+    dropped."""
+    if mapping is None:
+        return instances
+    out = []
+    for inst in instances:
+        inst.keypoints = apply_mapping(inst.keypoints, mapping, target)
+        if (inst.keypoints[:, 2] > 0).any():
+            out.append(inst)
+    return out

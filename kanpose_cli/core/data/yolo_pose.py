@@ -339,19 +339,12 @@ def load_yolo_source(data: YoloPoseData | str | Path, split: str, target: Keypoi
     Raises:
         InputError: as :func:`load_yolo_instances`; no way from the file's set to ``target``.
     """
-    from kanpose_cli.core.data.dataset_keypoints import apply_mapping, source_mapping
+    from kanpose_cli.core.data.dataset_keypoints import map_instances, source_mapping
 
     data = _source(data)
     mapping = source_mapping(data.keypoints, target, str(data.yaml_file), positional=positional)
     instances = load_yolo_instances(data, split)
-    if mapping is None:
-        return instances
-    out = []
-    for inst in instances:
-        inst.keypoints = apply_mapping(inst.keypoints, mapping, target)
-        if (inst.keypoints[:, 2] > 0).any():
-            out.append(inst)
-    return out
+    return map_instances(instances, mapping, target)
 
 
 OKS_AREA_FACTOR = 0.53
