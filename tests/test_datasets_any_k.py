@@ -14,11 +14,12 @@ from typer.testing import CliRunner
 
 from conftest import SHARED_DATA
 from kanpose_cli.cli.app import app
-from kanpose_cli.core.data.coco import coco_keypoint_set, load_coco_instances, load_coco_source, read_coco_json
-from kanpose_cli.core.data.dataset_keypoints import flip_index_from_names, resolve_keypoint_set, source_mapping
+from kanpose_cli.core.data.coco import load_coco_instances, load_coco_source, read_coco_json
+from kanpose_cli.core.data.dataset_keypoints import source_mapping
 from kanpose_cli.core.data.yolo_pose import label_path, load_yolo_instances, read_data_yaml, yolo_to_coco
 from kanpose_cli.core.errors import InputError
-from kanpose_cli.core.keypoints import COCO17, LSP14
+from kanpose_cli.core.keypoints import (COCO17, KEYPOINT_SETS, LSP14, flip_index_from_names, keypoint_set_from_coco,
+                                        load_keypoint_set, same_keypoint_names)
 
 SETS = SHARED_DATA / "keypoint-sets"
 HANDS = SETS / "onehand10k" / "test_onehand10k.json"
@@ -34,26 +35,23 @@ def need(path: Path) -> Path:
 
 # ------------------------------------------------------------------------------------------------ COCO JSON, any K
 @pytest.mark.parametrize("rel, name, k, people, flips", [
-    ("onehand10k/test_onehand10k.json", "hand21", 21, 4, {}),
-    ("aic/test_aic.json", "person14", 14, 9, {0: 3, 6: 9, 12: 12}),  # Right Shoulder <-> Left Shoulder, hips
-    ("crowdpose/test_crowdpose.json", "person14", 14, 4, {0: 1, 10: 11, 12: 12}),  # one person has 0 keypoints
-    ("ap10k/test_ap10k.json", "antelope17", 17, 2, {0: 1, 2: 2, 5: 8, 11: 14}),
+    ("onehand10k/test_onehand10k.json", "onehand21", 21, 4, {}),
+    ("aic/test_aic.json", "aic14", 14, 9, {0: 3, 6: 9, 12: 12}),  # Right Shoulder <-> Left Shoulder, hips
+    ("crowdpose/test_crowdpose.json", "crowdpose14", 14, 4, {0: 1, 10: 11, 12: 12}),  # one person has 0 keypoints
+    ("ap10k/test_ap10k.json", "ap10k17", 17, 2, {0: 1, 2: 2, 5: 8, 11: 14}),
     ("ochuman/test_ochuman.json", "coco17", 17, 5, dict(enumerate(COCO17.flip_index))),
 ])
 def test_coco_reader_takes_the_keypoint_set_from_categories(rel, name, k, people, flips):
     ann = need(SETS / rel)
     data = read_coco_json(ann)
-    kset = coco_keypoint_set(data, str(ann))
-    assert (kset.name, kset.num_keypoints) == (name, k)
-    assert tuple(kset.names) == tuple(data["categories"][0]["keypoints"])
+    kset = keypoint_set_from_coco(data, str(ann))
+    # the names are a built-in set's (AIC writes 'Right Shoulder'): that set whole, with its published OKS sigmas
+    assert kset is KEYPOINT_SETS[name] and kset.num_keypoints == k
+    assert same_keypoint_names(kset.names, data["categories"][0]["keypoints"])
     for a, b in flips.items():
         assert kset.flip_index[a] == b and kset.flip_index[b] == a
     if not flips:  # a hand has no left/right keypoints
         assert kset.flip_index == tuple(range(k))
-    if name != "coco17":  # sets without published sigmas: ultralytics' 1/K
-        assert np.allclose(kset.sigmas, 1.0 / k)
-    else:
-        assert kset == COCO17
     inst = load_coco_source(ann, ann.parent, kset)
     assert len(inst) == people
     assert all(i.keypoints.shape == (k, 3) for i in inst)
@@ -61,18 +59,30 @@ def test_coco_reader_takes_the_keypoint_set_from_categories(rel, name, k, people
     np.testing.assert_array_equal(inst[0].keypoints.ravel(), np.asarray(first["keypoints"], dtype=float))
 
 
+def _renamed(data: dict) -> dict:
+    """``data`` with its keypoints renamed ``my_...``: not a built-in set's names, so the file's own set is made."""
+    cat = data["categories"][0]
+    cat["keypoints"] = [f"my_{n}" for n in cat["keypoints"]]
+    return data
+
+
 def test_coco_skeleton_is_one_based_and_links_beyond_k_are_dropped():
-    hands = coco_keypoint_set(read_coco_json(need(HANDS)))
+    hands = keypoint_set_from_coco(_renamed(read_coco_json(need(HANDS))))
+    assert hands.name == "hand21" and np.allclose(hands.sigmas, 1 / 21)
     assert hands.skeleton[0] == (0, 1) and hands.skeleton[-1] == (19, 20) and len(hands.skeleton) == 20
-    crowd = coco_keypoint_set(read_coco_json(need(SETS / "crowdpose" / "test_crowdpose.json")))
+    data = read_coco_json(need(SETS / "crowdpose" / "test_crowdpose.json"))
+    assert max(max(link) for link in data["categories"][0]["skeleton"]) == 17
+    assert len(data["categories"][0]["skeleton"]) == 12
+    crowd = keypoint_set_from_coco(_renamed(data))
     # CrowdPose's file carries COCO's skeleton (1-based up to 17) with 14 keypoints: links naming 15..17 go
+    assert crowd.name == "person14" and crowd.flip_index[:2] == (1, 0)
     assert all(0 <= a < 14 and 0 <= b < 14 for a, b in crowd.skeleton) and len(crowd.skeleton) == 9
 
 
 def test_a_file_without_keypoint_names_gets_generic_names_and_k_from_the_annotations():
-    kset = coco_keypoint_set(read_coco_json(need(SETS / "wflw" / "test_wflw.json")))
+    kset = keypoint_set_from_coco(read_coco_json(need(SETS / "wflw" / "test_wflw.json")))
     assert kset.num_keypoints == 98 and kset.names[:2] == ("kpt_0", "kpt_1") and kset.name == "face98"
-    assert coco_keypoint_set({"images": [], "annotations": [{"keypoints": [0] * 51}]}) == COCO17
+    assert keypoint_set_from_coco({"images": [], "annotations": [{"keypoints": [0] * 51}]}) == COCO17
 
 
 def test_flip_pairs_from_left_right_names():
@@ -83,11 +93,11 @@ def test_flip_pairs_from_left_right_names():
 def test_a_source_on_another_set_maps_through_a_declared_mapping_or_fails_in_one_line():
     assert source_mapping(COCO17, COCO17, "x") is None
     assert source_mapping(LSP14, COCO17, "x").source == "lsp14"
-    hands = coco_keypoint_set(read_coco_json(need(HANDS)))
+    hands = keypoint_set_from_coco(read_coco_json(need(HANDS)))
     with pytest.raises(InputError) as exc:
         source_mapping(hands, COCO17, "hands.json")
     msg = str(exc.value)
-    assert "\n" not in msg and msg.startswith("hands.json: its 21 keypoints (hand21)") and "no joint mapping" in msg
+    assert "\n" not in msg and msg.startswith("hands.json: its 21 keypoints (onehand21)") and "no joint mapping" in msg
 
 
 def test_malformed_coco_file_names_the_file_and_the_annotation(tmp_path):
@@ -107,19 +117,19 @@ def test_malformed_coco_file_names_the_file_and_the_annotation(tmp_path):
         load_coco_instances(path, tmp_path, COCO17)
     data["categories"][0]["keypoints"] = "nose"
     path.write_text(json.dumps(data))
-    with pytest.raises(InputError, match=r"bad.json: categories\[0\] 'keypoints' must be a list"):
+    with pytest.raises(InputError, match=r"bad.json: categories\[0\]\.keypoints must be a list"):
         load_coco_source(path, tmp_path, COCO17)
 
 
 def test_keypoint_set_file_and_name(tmp_path):
-    assert resolve_keypoint_set("coco17") == COCO17
+    assert load_keypoint_set("coco17") == COCO17
     f = tmp_path / "hand.yaml"
     f.write_text("name: hand3\nnames: [wrist, left_tip, right_tip]\nflip_index: [0, 2, 1]\nsigmas: [0.1, 0.2, 0.3]\n")
-    kset = resolve_keypoint_set(str(f))
+    kset = load_keypoint_set(str(f))
     assert kset.names == ("wrist", "left_tip", "right_tip") and kset.sigmas == (0.1, 0.2, 0.3)
     f.write_text("name: hand3\nnames: [wrist, a, b]\nflip_index: [0, 2, 2]\n")
     with pytest.raises(InputError, match="hand.yaml: 'flip_index' is not symmetric"):
-        resolve_keypoint_set(str(f))
+        load_keypoint_set(str(f))
 
 
 # ------------------------------------------------------------------------------------------------ YOLO-pose
@@ -176,7 +186,7 @@ def test_yolo_pose_reader_gives_the_coco_readers_people(coco_mini_yolo):
     within 1e-3 px after the normalised round trip, the same labelled keypoints at the same places."""
     yaml_file, ann, images = coco_mini_yolo
     data = read_data_yaml(yaml_file)
-    assert data.kpt_shape == (17, 3) and data.keypoint_set() == COCO17
+    assert data.kpt_shape == (17, 3) and data.keypoints == COCO17
     coco = load_coco_instances(ann, images, COCO17)
     for split in ("train", "val"):  # a folder of images; a .txt list of ./ paths
         yolo = load_yolo_instances(data, split)
@@ -251,10 +261,10 @@ def test_yolo_yaml_errors_are_one_line(tmp_path):
     with pytest.raises(InputError, match="no 'kpt_shape'"):
         read_data_yaml(f)
     f.write_text("train: images\nnames: [a]\nkpt_shape: [3, 4]\n")
-    with pytest.raises(InputError, match=r"'kpt_shape' must be \[K, 2\] or \[K, 3\]"):
+    with pytest.raises(InputError, match=r"kpt_shape must be \[K, 2\] or \[K, 3\]"):
         read_data_yaml(f)
     f.write_text("train: images\nnames: [a]\nkpt_shape: [3, 2]\nflip_idx: [0, 1]\n")
-    with pytest.raises(InputError, match="'flip_idx' must list 3 keypoint indices"):
+    with pytest.raises(InputError, match="flip_idx must list 3 keypoint indices"):
         read_data_yaml(f)
 
 
@@ -268,7 +278,7 @@ def test_two_column_keypoints_and_zero_points_are_unlabelled(tmp_path):
     (root / "labels" / "a.txt").write_text("0 0.5 0.5 0.4 0.4 0.25 0.5 0 0 0.5 0.6\n")
     (root / "data.yaml").write_text("train: images\nkpt_shape: [3, 2]\nflip_idx: [0, 1, 2]\nnames: {0: hand}\n")
     data = read_data_yaml(root / "data.yaml")
-    assert data.root == root and data.keypoint_set().name == "hand3"
+    assert data.root == root and data.keypoints.name == "hand3"
     (inst,) = load_yolo_instances(data)
     np.testing.assert_allclose(inst.keypoints, [[25, 25, 2], [0, 0, 0], [50, 30, 2]])
     np.testing.assert_allclose(inst.box, [30, 15, 69, 34])  # xywh (30, 15, 40, 20), inclusive pixels
@@ -295,14 +305,14 @@ def test_train_hands_from_coco_json_with_coco_init_then_eval(tmp_path, monkeypat
                               "--val-images", str(hands.parent), "--epochs", "1", "--batch", "2", "--workers", "0",
                               "-q", "--project", str(tmp_path / "runs")])
     assert res.exit_code == 0, res.output
-    assert "keypoints hand21 (21)" in res.stderr
+    assert "keypoints onehand21 (21)" in res.stderr
     skipped = [ln for ln in res.stderr.splitlines() if "head.proj" in ln and "skipped" in ln]
     assert len(skipped) == 2 and all("differs from the model's (21" in ln for ln in skipped)
     run = tmp_path / "runs" / "exp1"
     assert json.loads((run / "config.json").read_text())["keypoints"]["names"][:2] == ["wrist", "thumb1"]
     last = run / "weights" / "last.safetensors"
     kset = _card(last).keypoints()
-    assert kset.num_keypoints == 21 and kset.name == "hand21" and kset.skeleton[0] == (0, 1)
+    assert kset.num_keypoints == 21 and kset.name == "onehand21" and kset.skeleton[0] == (0, 1)
     with safe_open(str(last), "pt") as f:
         assert f.get_tensor("net.head.proj.weight").shape[0] == 21
     # eval coco with any K: metrics.json holds an AP in [0, 1], scored with the set's sigmas
@@ -311,7 +321,7 @@ def test_train_hands_from_coco_json_with_coco_init_then_eval(tmp_path, monkeypat
     assert res.exit_code == 0, res.output
     metrics = json.loads((tmp_path / "eval" / "exp1" / "metrics.json").read_text())
     assert 0.0 <= metrics["AP"] <= 1.0 and metrics["num_images"] == 4
-    assert metrics["settings"]["keypoint_set"] == "hand21"
+    assert metrics["settings"]["keypoint_set"] == "onehand21"
     # a COCO-17 model on the hand file: one line, exit 2
     res = runner.invoke(app, ["eval", "coco", "--ann", str(hands), "--images", str(hands.parent), "--weights",
                               str(SHIPPED), "--save-dir", str(tmp_path / "eval")])
@@ -334,7 +344,7 @@ def test_train_yolo_pose_data_yaml_and_resume_rebuild_the_same_model(tmp_path, m
     assert res.exit_code == 0, res.output
     run = tmp_path / "runs" / "exp1"
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["keypoints"]["name"] == "hand21" and cfg["data"]["val"]["format"] == "yolo"
+    assert cfg["keypoints"]["name"] == "onehand21" and cfg["data"]["val"]["format"] == "yolo"
     assert cfg["data"]["train"][0]["split"] == "train"
     header = (run / "results.csv").read_text().splitlines()
     row = dict(zip(header[0].split(","), header[1].split(",")))
@@ -342,7 +352,7 @@ def test_train_yolo_pose_data_yaml_and_resume_rebuild_the_same_model(tmp_path, m
     assert _card(run / "weights" / "best.safetensors").keypoints().num_keypoints == 21
     res = runner.invoke(app, ["train", "--resume", str(run), "--epochs", "2", *base])
     assert res.exit_code == 0, res.output
-    assert "keypoints hand21 (21)" in res.stderr
+    assert "keypoints onehand21 (21)" in res.stderr
     assert _card(run / "weights" / "last.safetensors").keypoints().names == tuple(names)
 
 

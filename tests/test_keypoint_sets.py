@@ -157,6 +157,11 @@ def test_custom_coco_category_makes_a_new_set(tmp_path):
     assert kset.skeleton == ((0, 1), (0, 2), (1, 3), (2, 4))  # 1-based in the file
     assert kset.flip_index == (0, 2, 1, 4, 3)
     assert kset.sigmas == (0.2,) * 5 and kset.upper_body == tuple(range(5))
+    # a skeleton that uses keypoint 0 is 0-based; links beyond K are dropped (CrowdPose's files carry COCO's)
+    kset = load_keypoint_set(_coco_file(tmp_path, names, [[0, 1], [3, 4], [4, 5], [16, 17]]))
+    assert kset.skeleton == ((0, 1), (3, 4)) and kset.name == "hand5"
+    kset = load_keypoint_set(_coco_file(tmp_path, names, [[1, 2], [5, 6]]))
+    assert kset.skeleton == ((0, 1),)
 
 
 def test_keypoint_set_json_file(tmp_path):
@@ -225,8 +230,8 @@ def test_malformed_yaml_gives_one_line_naming_file_and_entry(tmp_path, text, ent
     ({"images": []}, "neither a keypoint-set file"),
     ({"categories": []}, "no 'categories' entry"),
     ({"categories": [{"keypoints": ["a", 3]}]}, "categories[0].keypoints must be a list of keypoint names"),
-    ({"categories": [{"keypoints": ["a", "b"], "skeleton": [[0, 1]]}]}, "categories[0].skeleton[0] = [0, 1]"),
-    ({"categories": [{"keypoints": ["a", "b"], "skeleton": [[1, 2], [2, 3]]}]}, "categories[0].skeleton[1]"),
+    ({"categories": [{"keypoints": ["a", "b"], "skeleton": [[1, "x"]]}]}, "categories[0].skeleton[0] = [1, 'x']"),
+    ({"categories": [{"keypoints": ["a", "b"], "skeleton": [[1, 2], [-1, 2]]}]}, "categories[0].skeleton[1]"),
     ({"categories": [{"keypoints": ["a", "a"]}]}, "categories[0].keypoints names 'a' twice"),
     ({"categories": [{"keypoints": []}], "annotations": []}, "no annotation has keypoints"),
     ({"categories": [{"keypoints": []}], "annotations": [{"keypoints": [1, 2]}]}, "annotations[0].keypoints has 2"),

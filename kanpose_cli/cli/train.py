@@ -105,7 +105,8 @@ def train(
         rich_help_panel=PANEL_DATA)] = None,
     keypoint_set: Annotated[Optional[str], typer.Option(
         "--keypoint-set", help="The model's keypoints: a built-in set's name (coco17, lsp14, ...) or a .json / .yaml "
-        "file (name, names, flip_index, skeleton, sigmas). Default: the first training set's own (a COCO file's "
+        "file: a keypoint-set file (name, names, flip_index, skeleton, sigmas), a COCO annotation file (its "
+        "categories[0]) or an ultralytics data.yaml. Default: the first training set's own (a COCO file's "
         "categories[0], the data.yaml's). COCO / YOLO sets with as many keypoints are read as this set.",
         rich_help_panel=PANEL_DATA)] = None,
     train_ann: Annotated[Optional[List[Path]], typer.Option(

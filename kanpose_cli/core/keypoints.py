@@ -9,8 +9,12 @@ when this module is imported into :data:`KEYPOINT_SETS`: ``coco17``, ``lsp14``, 
 restate open-mmlab/mmpose ``configs/_base_/datasets/*.py`` (each file's ``"source"`` says which, and at which
 commit); sets without published sigmas use ultralytics' ``1/K`` rule and say so in ``"sigmas_source"``.
 
-:func:`load_keypoint_set` reads what a user names: a built-in name, a keypoint-set JSON file, a COCO annotation
-file (:func:`keypoint_set_from_coco`) or an ultralytics YOLO-pose dataset YAML (:func:`keypoint_set_from_yolo`).
+:func:`load_keypoint_set` reads what a user names (``--keypoint-set``): a built-in name, a keypoint-set file (JSON
+or YAML), a COCO annotation file (:func:`keypoint_set_from_coco`) or an ultralytics YOLO-pose dataset YAML
+(:func:`keypoint_set_from_yolo`). These, and the dataset readers, make a set from a file's keypoint names only
+through :func:`keypoint_set_from_names` (a built-in set whole when the names are its, else a new set with flip pairs
+from the left/right names, :func:`flip_index_from_names`, and OKS sigmas ``1/K``); names are compared only through
+:func:`normalise_keypoint_name`.
 :class:`JointMapping` (:func:`get_joint_mapping`) declares how the joints of one set land on another
 (``keypoint_sets/joint_mappings.json``).
 
@@ -274,14 +278,29 @@ def get_keypoint_set(name: str) -> KeypointSet:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Sets from users' files.
+# Sets from users' files: the one place that turns a dataset's description (COCO categories, ultralytics YAML,
+# keypoint-set file, bare names) into a KeypointSet.
 
 _SEPARATORS = re.compile(r"[^0-9a-z]+")
+
+GENERIC_PREFIX = "kpt_"
+"""Prefix of the names given to keypoints a file does not name: ``kpt_0`` ... ``kpt_{K-1}``."""
+
+
+def generic_names(k: int) -> tuple[str, ...]:
+    """``kpt_0`` ... ``kpt_{k-1}``: the names of the ``k`` keypoints of a file that names none."""
+    return tuple(f"{GENERIC_PREFIX}{i}" for i in range(k))
+
+
+def has_generic_names(kset: KeypointSet) -> bool:
+    """True for a set whose names are :func:`generic_names` (its file named no keypoint)."""
+    return kset.names == generic_names(kset.num_keypoints)
 
 
 def normalise_keypoint_name(name: str) -> str:
     """A keypoint name for comparison: lower case, every run of other characters one ``_``, none at the ends
-    (``"Right Shoulder"`` -> ``"right_shoulder"``, ``"kpt-0"`` -> ``"kpt_0"``)."""
+    (``"Right Shoulder"`` -> ``"right_shoulder"``, ``"kpt-0"`` -> ``"kpt_0"``). Every comparison of keypoint names
+    (built-in set matching, flip pairs, a dataset's keypoints against a model's) goes through it."""
     return _SEPARATORS.sub("_", str(name).strip().lower()).strip("_")
 
 
@@ -314,9 +333,10 @@ def _mirror_name(n: str) -> str | None:
 
 def flip_index_from_names(names) -> tuple[int, ...]:
     """A flip index inferred from keypoint names: ``k`` and ``j`` swap when their names differ only by left/right
-    (``left_eye``/``right_eye``, ``LeftEye``/``RightEye``, ``L_Eye``/``R_Eye``, ``hip_l``/``hip_r``; case and
-    separators ignored); every other keypoint maps to itself. Returns a permutation of ``range(len(names))`` that is
-    an involution."""
+    (``left_eye``/``right_eye``, ``Left Eye``/``Right Eye``, ``LeftEye``/``RightEye``, ``L_Eye``/``R_Eye``,
+    ``hip_l``/``hip_r``; compared by :func:`normalise_keypoint_name`); every other keypoint maps to itself
+    (``leftover``, ``cleft``, a ``left_x`` without ``right_x``). Returns a permutation of ``range(len(names))`` that
+    is an involution."""
     norm = [normalise_keypoint_name(n) for n in names]
     index = {}
     for i, n in enumerate(norm):
@@ -330,13 +350,15 @@ def flip_index_from_names(names) -> tuple[int, ...]:
     return tuple(flip)
 
 
-def _builtin_named(names) -> KeypointSet | None:
-    """The built-in set whose keypoint names equal ``names`` in order (compared normalised), or None."""
-    norm = tuple(normalise_keypoint_name(n) for n in names)
-    for kset in KEYPOINT_SETS.values():
-        if len(kset.names) == len(norm) and tuple(normalise_keypoint_name(n) for n in kset.names) == norm:
-            return kset
-    return None
+def same_keypoint_names(a, b) -> bool:
+    """True when the two name lists name the same keypoints in the same order (:func:`normalise_keypoint_name`:
+    ``"Right Shoulder"`` is ``right_shoulder``)."""
+    return len(a) == len(b) and all(normalise_keypoint_name(x) == normalise_keypoint_name(y) for x, y in zip(a, b))
+
+
+def match_builtin(names) -> KeypointSet | None:
+    """The built-in set whose keypoint names equal ``names`` in order (:func:`same_keypoint_names`), or None."""
+    return next((kset for kset in KEYPOINT_SETS.values() if same_keypoint_names(kset.names, names)), None)
 
 
 def _slug(text: str, default: str) -> str:
@@ -344,89 +366,120 @@ def _slug(text: str, default: str) -> str:
     return s or default
 
 
-def _custom_set(names, flip_index, skeleton, name: str, where: str, sigmas=None) -> KeypointSet:
+def keypoint_set_from_names(name: str, names, flip_index=None, skeleton=(), sigmas=None,
+                            where: str = "keypoint set", builtin: bool = True) -> KeypointSet:
+    """The keypoint set a dataset file describes by its keypoint names.
+
+    When ``builtin`` and ``names`` are a built-in set's (:func:`match_builtin`) and the file's own ``flip_index``
+    and ``sigmas`` (when given) agree with it, that set is returned whole: its flip index, skeleton, published OKS
+    sigmas and upper body (so a COCO person file is ``coco17``, AIC's ``"Right Shoulder"`` file is ``aic14``).
+    Otherwise a new set named ``name``: flip index ``flip_index`` or from the names (:func:`flip_index_from_names`),
+    ``skeleton`` (0-based links, for drawing), OKS sigmas ``sigmas`` or ``1/K`` each (ultralytics' rule for sets
+    without published sigmas, ``ultralytics/utils/metrics.py``), upper body all keypoints (half-body augmentation
+    off). ``builtin=False`` is for a file that names no keypoint (``names`` are :func:`generic_names`): its
+    keypoints are nobody's, even where a built-in set's names read the same (WFLW's ``kpt-0`` ...).
+
+    Raises:
+        InputError: one line naming ``where`` and the entry (names twice, a flip index that is not an involution ...).
+    """
+    same = match_builtin(names) if builtin else None
+    if (same is not None and (flip_index is None or tuple(flip_index) == same.flip_index)
+            and (sigmas is None or tuple(float(s) for s in sigmas) == same.sigmas)):
+        return same
+    flip = flip_index_from_names(names) if flip_index is None else flip_index
     try:
-        return KeypointSet.from_dict({"name": name, "names": list(names), "flip_index": list(flip_index),
-                                      "skeleton": [list(p) for p in skeleton], "sigmas": sigmas}, where=where)
+        return KeypointSet.from_dict({"name": name, "names": list(names), "flip_index": list(flip),
+                                      "skeleton": [list(p) for p in skeleton],
+                                      "sigmas": None if sigmas is None else list(sigmas)}, where=where)
     except ValueError as e:
         raise InputError(str(e)) from None
 
 
-def keypoint_set_from_coco(data: dict, where: str = "annotation file", name: str | None = None) -> KeypointSet:
-    """The keypoint set of a COCO-style keypoint annotation file, from ``categories[0]``.
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
-    ``keypoints`` gives the K names; when it is empty (WFLW's files) K comes from the first annotation's
-    ``keypoints`` (3 numbers per keypoint) and the names are ``kpt_0`` ... ``kpt_{K-1}``. When the names equal a
-    built-in set's (case and separators ignored, e.g. ``"Right Shoulder"`` = ``right_shoulder``), that set is
-    returned whole (its flip index, skeleton, OKS sigmas and upper body). Otherwise: the ``skeleton`` links
-    (1-based in COCO files, stored 0-based), a flip index from the names (:func:`flip_index_from_names`), OKS sigmas
-    ``1/K`` (ultralytics' rule for sets without published sigmas), upper body all keypoints; the set is named
-    ``name``, default the category name and K (``hand21``).
+
+def keypoint_set_from_coco(data: dict, where: str = "annotation file", name: str | None = None) -> KeypointSet:
+    """The keypoint set of a COCO-style keypoint annotation file, from ``categories[0]`` (the first category that
+    names keypoints, else the first category).
+
+    ``keypoints`` gives the K names and :func:`keypoint_set_from_names` the set: a built-in set whole when the names
+    are its (case and separators ignored), else a new set with flip pairs from the left/right names and OKS sigmas
+    ``1/K``, named ``name``, default the category name and K (``hand21``, ``pole_vault5``). ``skeleton`` links are
+    1-based as in COCO (a skeleton that uses keypoint number 0 is read as 0-based); links naming keypoints beyond K
+    are dropped (CrowdPose's files carry COCO's 17-keypoint skeleton with their 14 keypoints). A file that names no
+    keypoint (WFLW's, for one, or a file without ``categories``) takes K from the first annotation's ``keypoints``
+    (3 numbers per keypoint): K = 17 is COCO-17 (pycocotools' and ultralytics' default), other K get the names
+    ``kpt_0`` ... ``kpt_{K-1}`` (:func:`generic_names`), no flip pairs, OKS sigmas ``1/K``.
 
     Args:
         data: the parsed file (``{"images", "annotations", "categories"}``).
         where: the file, for messages.
 
     Raises:
-        InputError: one line naming ``where`` and the entry: no ``categories``, names that are not strings or appear
-            twice, a skeleton link that is not a pair of keypoint numbers 1..K, K unknown.
+        InputError: one line naming ``where`` and the entry: ``categories`` not a list, names that are not strings or
+            appear twice, a skeleton link that is not a pair of keypoint numbers, K unknown.
     """
-    cats = data.get("categories") if isinstance(data, dict) else None
-    if not isinstance(cats, list) or not cats or not isinstance(cats[0], dict):
-        raise InputError(f"{where}: no 'categories' entry with keypoint names (a COCO keypoint file has "
-                         f"categories[0].keypoints)")
-    cat = cats[0]
-    names = cat.get("keypoints") or []
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: expected a COCO annotation file (a mapping with 'categories')")
+    cats = data.get("categories")
+    if cats is not None and not isinstance(cats, list):
+        raise InputError(f"{where}: 'categories' must be a list of categories")
+    cats = [(i, c) for i, c in enumerate(cats or []) if isinstance(c, dict)]
+    ci, cat = next(((i, c) for i, c in cats if c.get("keypoints")), cats[0] if cats else (0, None))
+    entry = f"categories[{ci}]"
+    names = (cat or {}).get("keypoints") or []
     if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
-        raise InputError(f"{where}: categories[0].keypoints must be a list of keypoint names")
-    if names:
-        builtin = _builtin_named(names)
-        if builtin is not None:
-            return builtin
+        raise InputError(f"{where}: {entry}.keypoints must be a list of keypoint names")
+    named = bool(names)
+    if named:
         k = len(names)
+        if len(set(names)) != k:
+            dup = next(n for n in names if names.count(n) > 1)
+            raise InputError(f"{where}: {entry}.keypoints names {dup!r} twice")
     else:
-        k = _count_from_annotations(data, where)
-        names = [f"kpt_{i}" for i in range(k)]
-    if len(set(names)) != k:
-        dup = next(n for n in names if names.count(n) > 1)
-        raise InputError(f"{where}: categories[0].keypoints names {dup!r} twice")
-    raw = cat.get("skeleton") or []
+        k = _count_from_annotations(data, where, entry if cat is not None else None)
+        if k == COCO17.num_keypoints:
+            return COCO17
+        names = generic_names(k)
+    raw = (cat or {}).get("skeleton") or []
     if not isinstance(raw, list):
-        raise InputError(f"{where}: categories[0].skeleton must be a list of [a, b] links")
-    skeleton = []
+        raise InputError(f"{where}: {entry}.skeleton must be a list of [a, b] links")
     for i, link in enumerate(raw):
-        ok = (isinstance(link, (list, tuple)) and len(link) == 2
-              and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= k for v in link))
-        if not ok:
-            raise InputError(f"{where}: categories[0].skeleton[{i}] = {link!r} is not a pair of keypoint numbers "
-                             f"1..{k} (COCO skeletons are 1-based)")
-        skeleton.append((link[0] - 1, link[1] - 1))
-    set_name = name or f"{_slug(str(cat.get('name') or ''), 'custom')}{k}"
-    return _custom_set(names, flip_index_from_names(names), skeleton, set_name, where)
+        if not (isinstance(link, (list, tuple)) and len(link) == 2 and all(_is_int(v) and v >= 0 for v in link)):
+            raise InputError(f"{where}: {entry}.skeleton[{i}] = {link!r} is not a pair of keypoint numbers "
+                             f"(1..{k}: COCO skeletons are 1-based)")
+    base = 0 if any(v == 0 for link in raw for v in link) else 1
+    skeleton = [(a - base, b - base) for a, b in raw if a - base < k and b - base < k]
+    set_name = name or f"{_slug(str((cat or {}).get('name') or ''), 'custom')}{k}"
+    return keypoint_set_from_names(set_name, names, skeleton=skeleton, where=f"{where}: {entry}",
+                                   builtin=named)
 
 
-def _count_from_annotations(data: dict, where: str) -> int:
+def _count_from_annotations(data: dict, where: str, entry: str | None) -> int:
     for i, ann in enumerate(data.get("annotations") or []):
         kp = ann.get("keypoints") if isinstance(ann, dict) else None
         if isinstance(kp, list) and kp:
             if len(kp) % 3:
                 raise InputError(f"{where}: annotations[{i}].keypoints has {len(kp)} numbers, not 3 per keypoint")
             return len(kp) // 3
-    raise InputError(f"{where}: categories[0].keypoints is empty and no annotation has keypoints, so the number of "
-                     f"keypoints is unknown")
+    said = (f"{entry}.keypoints is empty" if entry is not None
+            else "no 'categories' entry with keypoint names (categories[0].keypoints)")
+    raise InputError(f"{where}: {said} and no annotation has keypoints, so the number of keypoints is unknown")
 
 
 def keypoint_set_from_yolo(data: dict, where: str = "dataset YAML", name: str | None = None) -> KeypointSet:
     """The keypoint set of an ultralytics YOLO-pose dataset YAML (its parsed mapping).
 
     ``kpt_shape: [K, 2 | 3]`` gives K; ``flip_idx`` (optional) the flip index; ``kpt_names`` (optional; ultralytics
-    8.3+ writes ``{class id: [K names]}``, class 0's are taken; a plain list is read too) the names, else ``kpt_0``
-    ... ``kpt_{K-1}``. Without ``flip_idx`` the flip index comes from the names (:func:`flip_index_from_names`;
-    identity for generic names; ultralytics itself turns horizontal flips off when ``flip_idx`` is missing). When
-    the names equal a built-in set's, or there are none and K = 17 with COCO's ``flip_idx`` (ultralytics' COCO-pose
-    YAMLs before 8.3), that set is returned whole. Otherwise OKS sigmas are ``kpt_oks_sigmas`` (the optional key
-    ultralytics' pose trainer reads) or ``1/K`` (ultralytics' rule), no skeleton, upper body all keypoints; the set
-    is named ``name``, default the first class name and K (``person17``).
+    8.3+ writes ``{class id: [K names]}``, class 0's (the lowest id's) are taken; a plain list, or a list of such
+    lists, is read too) the names, else ``kpt_0`` ... ``kpt_{K-1}``. The set is :func:`keypoint_set_from_names`'s:
+    a built-in set whole when the names are its and ``flip_idx`` (if any) agrees; else a new set with flip index
+    ``flip_idx``, or from the names (identity for generic names; ultralytics itself turns horizontal flips off when
+    ``flip_idx`` is missing), OKS sigmas ``kpt_oks_sigmas`` (the optional key ultralytics' pose trainer reads) or
+    ``1/K``, no skeleton, upper body all keypoints, named ``name``, default the first class name and K
+    (``person17``). Without names, K = 17 with COCO's ``flip_idx`` or none is COCO-17 (ultralytics' COCO-pose YAMLs
+    before 8.3; ultralytics uses COCO's OKS sigmas whenever ``kpt_shape`` is ``[17, 3]``).
 
     Raises:
         InputError: one line naming ``where`` and the entry (``kpt_shape``, ``flip_idx``, ``kpt_names``,
@@ -435,45 +488,38 @@ def keypoint_set_from_yolo(data: dict, where: str = "dataset YAML", name: str | 
     if not isinstance(data, dict):
         raise InputError(f"{where}: expected a mapping with 'kpt_shape' (an ultralytics YOLO-pose dataset YAML)")
     shape = data.get("kpt_shape")
-    if (not isinstance(shape, (list, tuple)) or len(shape) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in shape) or shape[0] < 1
-            or shape[1] not in (2, 3)):
+    if shape is None:
+        raise InputError(f"{where}: no 'kpt_shape' (a YOLO-pose dataset YAML gives kpt_shape: [K, 2] or [K, 3])")
+    if (not isinstance(shape, (list, tuple)) or len(shape) != 2 or not all(_is_int(v) for v in shape)
+            or shape[0] < 1 or shape[1] not in (2, 3)):
         raise InputError(f"{where}: kpt_shape must be [K, 2] or [K, 3] (K keypoints), got {shape!r}")
     k = shape[0]
     names = _yolo_names(data.get("kpt_names"), k, where)
-    flip_raw = data.get("flip_idx")
-    if flip_raw is not None:
-        if (not isinstance(flip_raw, (list, tuple)) or len(flip_raw) != k
-                or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < k for v in flip_raw)):
+    flip = data.get("flip_idx")
+    if flip is not None:
+        if not isinstance(flip, (list, tuple)) or len(flip) != k or not all(_is_int(v) and 0 <= v < k for v in flip):
             raise InputError(f"{where}: flip_idx must list {k} keypoint indices 0..{k - 1} (one per keypoint of "
-                             f"kpt_shape), got {flip_raw!r}")
-        flip = tuple(flip_raw)
+                             f"kpt_shape), got {flip!r}")
+        flip = tuple(flip)
         bad = next((i for i, j in enumerate(flip) if flip[j] != i), None)
         if bad is not None:
             raise InputError(f"{where}: flip_idx is not symmetric: {bad} -> {flip[bad]} but {flip[bad]} -> "
                              f"{flip[flip[bad]]}")
-    if names is not None:
-        builtin = _builtin_named(names)
-        if builtin is not None and (flip_raw is None or tuple(flip_raw) == builtin.flip_index):
-            return builtin
-        if flip_raw is None:
-            flip = flip_index_from_names(names)
-    else:
-        if k == COCO17.num_keypoints and flip_raw is not None and tuple(flip_raw) == COCO17.flip_index:
-            return COCO17
-        names = [f"kpt_{i}" for i in range(k)]
-        if flip_raw is None:
-            flip = tuple(range(k))
     sigmas = data.get("kpt_oks_sigmas")
     if sigmas is not None and (not isinstance(sigmas, (list, tuple)) or len(sigmas) != k or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in sigmas)):
         raise InputError(f"{where}: kpt_oks_sigmas must give {k} positive OKS sigmas (one per keypoint of "
                          f"kpt_shape)")
+    named = names is not None
+    if not named:
+        if k == COCO17.num_keypoints and flip in (None, COCO17.flip_index) and sigmas is None:
+            return COCO17
+        names = generic_names(k)
     classes = data.get("names")
-    first = (classes.get(0, next(iter(classes.values()), "")) if isinstance(classes, dict) and classes
+    first = (classes.get(0, classes.get("0", next(iter(classes.values())))) if isinstance(classes, dict) and classes
              else classes[0] if isinstance(classes, list) and classes else "")
     set_name = name or f"{_slug(str(first), 'custom')}{k}"
-    return _custom_set(names, flip, (), set_name, where, sigmas)
+    return keypoint_set_from_names(set_name, names, flip, (), sigmas, where, builtin=named)
 
 
 def _yolo_names(raw, k: int, where: str) -> list[str] | None:
@@ -483,6 +529,8 @@ def _yolo_names(raw, k: int, where: str) -> list[str] | None:
         if not raw:
             return None
         raw = raw.get(0, raw.get("0", next(iter(raw.values()))))
+    elif isinstance(raw, list) and raw and all(isinstance(v, list) for v in raw):
+        raw = raw[0]  # one list per class
     if (not isinstance(raw, (list, tuple)) or len(raw) != k
             or not all(isinstance(n, (str, int)) and str(n).strip() for n in raw)):
         raise InputError(f"{where}: kpt_names must give {k} keypoint names (one per keypoint of kpt_shape)")
@@ -501,27 +549,55 @@ def yolo_keypoint_fields(kset: KeypointSet, class_name: str = "person") -> dict:
             "kpt_names": {0: list(kset.names)}, "names": {0: class_name}}
 
 
-def _read_text(path: Path) -> str:
+def read_json_or_yaml(path: str | Path):
+    """The parsed content of a ``.json`` file (``json``) or of any other file (YAML, ``yaml.safe_load``: plain data,
+    no Python objects): keypoint-set files, COCO files read for their set, ultralytics ``data.yaml``.
+
+    Raises:
+        InputError: unreadable, not UTF-8, or not valid JSON / YAML; one line naming ``path`` and where the parser
+            stopped (line and column).
+    """
+    path = Path(path)
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 text file") from None
     except OSError as e:
         raise InputError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        raise InputError(f"{path}: not valid YAML{at}") from None
+
+
+_YOLO_KEYS = ("kpt_shape", "flip_idx", "kpt_names", "train", "val", "path")
 
 
 def load_keypoint_set(spec) -> KeypointSet:
-    """A keypoint set from what a user names on the command line or in a config.
+    """A keypoint set from what a user names on the command line or in a config (``--keypoint-set``).
 
     ``spec`` is a :class:`KeypointSet` (returned as is), a built-in name (:func:`get_keypoint_set`: ignoring case,
     ``-`` = ``_``), or a file:
 
-    - ``.json``: a keypoint-set file (:meth:`KeypointSet.to_dict` form; ``name`` defaults to the file name) or a
-      COCO keypoint annotation file (:func:`keypoint_set_from_coco`, from ``categories[0]``);
-    - ``.yaml`` / ``.yml``: an ultralytics YOLO-pose dataset YAML (:func:`keypoint_set_from_yolo`).
+    - ``.json``: a COCO keypoint annotation file (with ``categories``: :func:`keypoint_set_from_coco`) or a
+      keypoint-set file;
+    - ``.yaml`` / ``.yml``: an ultralytics YOLO-pose dataset YAML (with ``kpt_shape``, or any of ``train``, ``val``,
+      ``path``: :func:`keypoint_set_from_yolo`) or a keypoint-set file.
+
+    A keypoint-set file is the :meth:`KeypointSet.to_dict` form (``names``; optional ``flip_index``, 0-based
+    ``skeleton``, ``sigmas``, ``upper_body``; ``name`` defaults to the file name).
 
     Raises:
-        UsageError: an unknown name (naming the closest built-in names).
+        UsageError: an unknown name (naming the closest built-in names), a file that is not .json / .yaml.
         InputError: a missing, unreadable or malformed file; one line naming the file and the entry.
     """
     if isinstance(spec, KeypointSet):
@@ -533,11 +609,18 @@ def load_keypoint_set(spec) -> KeypointSet:
         if not path.is_file():
             raise InputError(f"keypoint-set file {text} does not exist" if not path.exists()
                              else f"keypoint-set file {text} is not a file")
-        if suffix in (".yaml", ".yml"):
-            return _load_yaml(path)
-        if suffix == ".json":
-            return _load_json(path)
-        raise UsageError(f"keypoint-set file {text}: expected a .json or .yaml file")
+        if suffix not in (".json", ".yaml", ".yml"):
+            raise UsageError(f"keypoint-set file {text}: expected a .json or .yaml file")
+        data = read_json_or_yaml(path)
+        if suffix == ".json" and isinstance(data, dict) and "categories" in data:
+            return keypoint_set_from_coco(data, where=str(path))
+        if suffix != ".json" and (not isinstance(data, dict) or any(key in data for key in _YOLO_KEYS)):
+            return keypoint_set_from_yolo(data, where=str(path))
+        if isinstance(data, dict) and "names" in data:
+            return _from_set_file(data, path)
+        kinds = ("a COCO annotation file (with 'categories')" if suffix == ".json"
+                 else "an ultralytics YOLO-pose dataset YAML (with 'kpt_shape')")
+        raise InputError(f"{path}: neither a keypoint-set file (with 'names') nor {kinds}")
     try:
         return get_keypoint_set(text)
     except KeyError:
@@ -546,31 +629,10 @@ def load_keypoint_set(spec) -> KeypointSet:
         raise UsageError(f"unknown keypoint set {text!r}; {hint} (or give a .json or .yaml file)") from None
 
 
-def _load_json(path: Path) -> KeypointSet:
+def _from_set_file(data: dict, path: Path) -> KeypointSet:
+    if "name" not in data:
+        data = {**data, "name": _slug(path.stem, "custom")}
     try:
-        data = json.loads(_read_text(path))
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
-    if isinstance(data, dict) and "categories" in data:
-        return keypoint_set_from_coco(data, where=str(path))
-    if isinstance(data, dict) and "names" in data:
-        if "name" not in data:
-            data = {**data, "name": _slug(path.stem, "custom")}
-        try:
-            return KeypointSet.from_dict(data, where=str(path))
-        except ValueError as e:
-            raise InputError(str(e)) from None
-    raise InputError(f"{path}: neither a keypoint-set file (with 'names') nor a COCO annotation file (with "
-                     f"'categories')")
-
-
-def _load_yaml(path: Path) -> KeypointSet:
-    import yaml
-
-    try:
-        data = yaml.safe_load(_read_text(path))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
-        raise InputError(f"{path}: not valid YAML{at}") from None
-    return keypoint_set_from_yolo(data, where=str(path))
+        return KeypointSet.from_dict(data, where=str(path))
+    except ValueError as e:
+        raise InputError(str(e)) from None

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import numpy as np
 from kanpose_cli.core.data.instances import Instance
 from kanpose_cli.core.errors import InputError
 from kanpose_cli.core.io import read_json_file, write_json_atomic
-from kanpose_cli.core.keypoints import COCO17, KeypointSet
+from kanpose_cli.core.keypoints import KeypointSet, keypoint_set_from_coco
 
 STANDARD_ANN = "annotations/person_keypoints_{split}.json"
 
@@ -83,58 +82,11 @@ def read_coco_json(path: str | Path) -> dict:
     return ann
 
 
-def _first_keypoint_category(data: dict) -> dict | None:
-    cats = data.get("categories")
-    if not isinstance(cats, list):
-        return None
-    cats = [c for c in cats if isinstance(c, dict)]
-    return next((c for c in cats if c.get("keypoints")), cats[0] if cats else None)
-
-
-def coco_keypoint_set(data: dict, where: str = "annotation file") -> KeypointSet:
-    """The keypoint set a COCO keypoint file describes in ``categories[0]`` (the first category with keypoints).
-
-    ``keypoints`` gives the names (a built-in set with the same names is returned whole, so a COCO person file is
-    ``coco17`` with COCO's OKS sigmas); ``skeleton`` is 1-based as in COCO (a skeleton that uses index 0 is read as
-    0-based; links beyond K are dropped); flip pairs come from the left/right names and OKS sigmas are 1/K
-    (:func:`~kanpose_cli.core.data.dataset_keypoints.set_from_names`). A file that names no keypoint (WFLW's, for
-    one) gets ``kpt_0`` … names, K from its first annotation; K = 17 without names is COCO-17 (pycocotools' and
-    ultralytics' default). The set's name is the category's name followed by K (``hand21``).
-
-    Raises:
-        InputError: malformed ``categories`` / no keypoints at all (one line naming ``where`` and the entry).
-    """
-    from kanpose_cli.core.data.dataset_keypoints import set_from_names
-
-    cat = _first_keypoint_category(data)
-    names = cat.get("keypoints") if cat else None
-    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
-        raise InputError(f"{where}: categories[0] 'keypoints' must be a list of keypoint names")
-    if not names:
-        k = next((len(a["keypoints"]) // 3 for a in data.get("annotations", [])
-                  if isinstance(a, dict) and isinstance(a.get("keypoints"), list) and a["keypoints"]), 0)
-        if not k:
-            raise InputError(f"{where}: neither categories[0] 'keypoints' nor any annotation names a keypoint")
-        if k == COCO17.num_keypoints:
-            return COCO17
-        names = None
-    else:
-        k = len(names)
-    skeleton = (cat or {}).get("skeleton") or []
-    if not isinstance(skeleton, list) or not all(isinstance(link, (list, tuple)) and len(link) == 2 and all(
-            isinstance(v, (int, float)) for v in link) for link in skeleton):
-        raise InputError(f"{where}: categories[0] 'skeleton' must be a list of [a, b] keypoint numbers")
-    base = 0 if any(int(v) == 0 for link in skeleton for v in link) else 1
-    links = [[int(a) - base, int(b) - base] for a, b in skeleton]
-    label = re.sub(r"[^a-z0-9]+", "_", str((cat or {}).get("name") or "keypoints").lower()).strip("_") or "keypoints"
-    return set_from_names(f"{label}{k}", names, links, flip_index=None if names else list(range(k)),
-                          where=f"{where}: categories[0]")
-
-
 def read_coco_keypoint_set(ann_file: str | Path) -> KeypointSet:
-    """:func:`coco_keypoint_set` of an annotation file. Raises InputError as :func:`read_coco_json` and it."""
+    """The keypoint set of an annotation file (:func:`~kanpose_cli.core.keypoints.keypoint_set_from_coco`: from its
+    ``categories[0]``). Raises InputError as :func:`read_coco_json` and it."""
     path = Path(ann_file).expanduser()
-    return coco_keypoint_set(read_coco_json(path), str(path))
+    return keypoint_set_from_coco(read_coco_json(path), str(path))
 
 
 def _ann_label(a) -> str:
@@ -216,29 +168,22 @@ def load_coco_source(ann_file: str | Path, images_dir: str | Path, target: Keypo
                      positional: bool = False) -> list[Instance]:
     """A COCO keypoint file's people on the model's keypoint set ``target``.
 
-    The file's own set (:func:`coco_keypoint_set`) reaches ``target`` unchanged (same names; or in order when
-    ``positional``, the user having declared the set, or when the file names no keypoint) or through a declared
-    joint mapping (:func:`~kanpose_cli.core.data.dataset_keypoints.source_mapping`). People whose mapped keypoints
-    are all unlabelled are dropped.
+    The file's own set (:func:`~kanpose_cli.core.keypoints.keypoint_set_from_coco`) reaches ``target`` unchanged
+    (same names; or in order when ``positional``, the user having declared the set, or when the file names no
+    keypoint) or through a declared joint mapping (:func:`~kanpose_cli.core.data.dataset_keypoints.source_mapping`).
+    People whose mapped keypoints are all unlabelled are dropped.
 
     Raises:
         InputError: as :func:`load_coco_instances`; no way from the file's set to ``target`` (one line).
     """
-    from kanpose_cli.core.data.dataset_keypoints import apply_mapping, source_mapping
+    from kanpose_cli.core.data.dataset_keypoints import map_instances, source_mapping
 
     ann_file = Path(ann_file).expanduser()
     data = read_coco_json(ann_file)
-    own = coco_keypoint_set(data, str(ann_file))
+    own = keypoint_set_from_coco(data, str(ann_file))
     mapping = source_mapping(own, target, str(ann_file), positional=positional)
     instances = load_coco_instances(ann_file, images_dir, own, data=data)
-    if mapping is None:
-        return instances
-    out = []
-    for inst in instances:
-        inst.keypoints = apply_mapping(inst.keypoints, mapping, target)
-        if (inst.keypoints[:, 2] > 0).any():
-            out.append(inst)
-    return out
+    return map_instances(instances, mapping, target)
 
 
 def subset_annotations(ann_file: str | Path, out_file: str | Path, num_persons: int, seed: int = 0,

@@ -116,7 +116,7 @@ def source_keypoint_set(src: DataSource) -> KeypointSet | None:
     if src.format == "yolo":
         from kanpose_cli.core.data.yolo_pose import read_data_yaml
 
-        return read_data_yaml(src.ann).keypoint_set()
+        return read_data_yaml(src.ann).keypoints
     return None
 
 

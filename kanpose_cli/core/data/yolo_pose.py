@@ -34,10 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from kanpose_cli.core.data.coco import sanitize_xywh
-from kanpose_cli.core.data.dataset_keypoints import parse_json_or_yaml, set_from_names
 from kanpose_cli.core.data.instances import Instance
 from kanpose_cli.core.errors import InputError
-from kanpose_cli.core.keypoints import COCO17, KeypointSet
+from kanpose_cli.core.keypoints import COCO17, KeypointSet, keypoint_set_from_yolo, read_json_or_yaml
 
 IMAGE_SUFFIXES = {"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic"}
 """Image file extensions ultralytics reads (``IMG_FORMATS``); other files in an image folder are ignored."""
@@ -53,40 +52,21 @@ class YoloPoseData:
     Attributes:
         yaml_file: the YAML (absolute). root: the dataset root (``path``).
         splits: per split key (``train``, ``val``, ``test``) the resolved entries: image folders or ``.txt`` lists.
-        kpt_shape: ``(K, 2 | 3)``. flip_idx: K indices, or None when the file has none.
-        names: class names by class id. kpt_names: K keypoint names, or None.
+        kpt_shape: ``(K, 2 | 3)``. names: class names by class id.
+        keypoints: the file's keypoint set (:func:`~kanpose_cli.core.keypoints.keypoint_set_from_yolo` of its
+            ``kpt_shape``, ``flip_idx``, ``kpt_names``, ``kpt_oks_sigmas`` and first class name).
     """
 
     yaml_file: Path
     root: Path
     splits: dict[str, list[Path]] = field(default_factory=dict)
     kpt_shape: tuple[int, int] = (17, 3)
-    flip_idx: tuple[int, ...] | None = None
     names: dict[int, str] = field(default_factory=dict)
-    kpt_names: tuple[str, ...] | None = None
+    keypoints: KeypointSet = COCO17
 
     @property
     def num_keypoints(self) -> int:
         return self.kpt_shape[0]
-
-    def keypoint_set(self) -> KeypointSet:
-        """The file's keypoint set: the built-in set with the same ``kpt_names`` (and flip index); with 17 keypoints,
-        no names and COCO's ``flip_idx``, COCO-17 (ultralytics itself uses COCO's OKS sigmas exactly when
-        ``kpt_shape == [17, 3]``); else a new set named after the first class and K (``hand21``), flip pairs from
-        ``flip_idx`` (or from left/right names), OKS sigmas 1/K, ``kpt_0`` … names when none are given.
-
-        Raises:
-            InputError: a ``flip_idx`` that is not a permutation pairing keypoints (one line naming the file).
-        """
-        k = self.num_keypoints
-        if self.kpt_names is None and k == COCO17.num_keypoints and self.flip_idx in (None, COCO17.flip_index):
-            return COCO17
-        first = self.names[min(self.names)] if self.names else "keypoints"
-        label = "".join(c if c.isalnum() else "_" for c in str(first).lower()).strip("_") or "keypoints"
-        return set_from_names(f"{label}{k}", self.kpt_names, None,
-                              flip_index=self.flip_idx if self.flip_idx is not None else (
-                                  None if self.kpt_names else tuple(range(k))),
-                              where=f"{self.yaml_file}: kpt_names / flip_idx")
 
     def image_files(self, split: str) -> list[Path]:
         """The images of ``split``, sorted (as ultralytics lists them).
@@ -146,28 +126,10 @@ def read_data_yaml(yaml_file: str | Path) -> YoloPoseData:
     yaml_file = Path(yaml_file).expanduser().resolve()
     if not yaml_file.is_file():
         raise InputError(f"dataset YAML not found: {yaml_file}")
-    try:
-        text = yaml_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {yaml_file}: {exc}") from None
-    d = parse_json_or_yaml(text, yaml_file)
+    d = read_json_or_yaml(yaml_file)
     if not isinstance(d, dict):
         raise InputError(f"{yaml_file}: expected a mapping with path, train, val, kpt_shape, names")
     where = str(yaml_file)
-
-    shape = d.get("kpt_shape")
-    if shape is None:
-        raise InputError(f"{where}: no 'kpt_shape' (a pose dataset needs kpt_shape: [K, 2 or 3])")
-    if (not isinstance(shape, list) or len(shape) != 2 or not all(isinstance(v, int) for v in shape)
-            or shape[0] < 1 or shape[1] not in (2, 3)):
-        raise InputError(f"{where}: 'kpt_shape' must be [K, 2] or [K, 3] with K ≥ 1, got {shape!r}")
-    k = shape[0]
-
-    flip = d.get("flip_idx")
-    if flip is not None:
-        if not isinstance(flip, list) or len(flip) != k or not all(isinstance(v, int) and 0 <= v < k for v in flip):
-            raise InputError(f"{where}: 'flip_idx' must list {k} keypoint indices in 0..{k - 1}")
-        flip = tuple(flip)
 
     names = d.get("names")
     if names is None:
@@ -181,7 +143,7 @@ def read_data_yaml(yaml_file: str | Path) -> YoloPoseData:
         raise InputError(f"{where}: 'names' must be a list of class names or a mapping id: name")
     names = {int(i): str(v) for i, v in names.items()}
 
-    kpt_names = _kpt_names(d.get("kpt_names"), k, where)
+    keypoints = keypoint_set_from_yolo({**d, "names": names}, where)
 
     root_raw = d.get("path")
     if root_raw:
@@ -208,7 +170,8 @@ def read_data_yaml(yaml_file: str | Path) -> YoloPoseData:
         if not all(isinstance(e, str) for e in entries):
             raise InputError(f"{where}: '{key}' must be a path or a list of paths")
         splits[key] = [_resolve_entry(root, e) for e in entries]
-    return YoloPoseData(yaml_file, root, splits, (k, shape[1]), flip, names, kpt_names)
+    shape = d["kpt_shape"]
+    return YoloPoseData(yaml_file, root, splits, (shape[0], shape[1]), names, keypoints)
 
 
 def _resolve_entry(root: Path, entry: str) -> Path:
@@ -217,19 +180,6 @@ def _resolve_entry(root: Path, entry: str) -> Path:
     if not out.exists() and entry.startswith("../"):
         out = (root / entry[3:]).resolve()
     return out
-
-
-def _kpt_names(raw, k: int, where: str) -> tuple[str, ...] | None:
-    """``kpt_names``: a list of K names, or per class (a mapping id: list, or a list of lists): the first class's."""
-    if raw is None:
-        return None
-    if isinstance(raw, dict) and raw:
-        raw = raw[min(raw)]
-    elif isinstance(raw, list) and raw and all(isinstance(v, list) for v in raw):
-        raw = raw[0]
-    if not isinstance(raw, list) or len(raw) != k or not all(isinstance(v, str) for v in raw):
-        raise InputError(f"{where}: 'kpt_names' must list {k} keypoint names (or one such list per class)")
-    return tuple(raw)
 
 
 def label_path(image: str | Path) -> Path:
@@ -389,19 +339,12 @@ def load_yolo_source(data: YoloPoseData | str | Path, split: str, target: Keypoi
     Raises:
         InputError: as :func:`load_yolo_instances`; no way from the file's set to ``target``.
     """
-    from kanpose_cli.core.data.dataset_keypoints import apply_mapping, source_mapping
+    from kanpose_cli.core.data.dataset_keypoints import map_instances, source_mapping
 
     data = _source(data)
-    mapping = source_mapping(data.keypoint_set(), target, str(data.yaml_file), positional=positional)
+    mapping = source_mapping(data.keypoints, target, str(data.yaml_file), positional=positional)
     instances = load_yolo_instances(data, split)
-    if mapping is None:
-        return instances
-    out = []
-    for inst in instances:
-        inst.keypoints = apply_mapping(inst.keypoints, mapping, target)
-        if (inst.keypoints[:, 2] > 0).any():
-            out.append(inst)
-    return out
+    return map_instances(instances, mapping, target)
 
 
 OKS_AREA_FACTOR = 0.53
@@ -424,7 +367,7 @@ def yolo_to_coco(data: YoloPoseData | str | Path, split: str = "val") -> tuple[d
         InputError: as :func:`load_yolo_instances`.
     """
     data = _source(data)
-    kset = data.keypoint_set()
+    kset = data.keypoints
     num_classes = max(data.names) + 1 if data.names else 1
     images, anns = [], []
     for image_id, image in enumerate(data.image_files(split), 1):

@@ -41,14 +41,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from kanpose_cli.core.data.coco import CocoKeypointData, coco_keypoint_set
+from kanpose_cli.core.data.coco import CocoKeypointData
 from kanpose_cli.core.data.sources import read_image
 from kanpose_cli.core.data.transforms import box_to_center_size
 from kanpose_cli.core.errors import InputError, UsageError
 from kanpose_cli.core.evaluation.coco_metric import METRIC_NAMES, annotation_keypoints, score_results
 from kanpose_cli.core.evaluation.oks_nms import oks_nms
 from kanpose_cli.core.io import write_json_atomic
-from kanpose_cli.core.keypoints import COCO17, KeypointSet
+from kanpose_cli.core.keypoints import COCO17, KeypointSet, keypoint_set_from_coco
 from kanpose_cli.core.protocol import BOX_PADDING, IMAGES_PER_CHUNK, OKS_NMS_THR, RESCORE_KPT_THR
 from kanpose_cli.core.results import PoseResult
 
@@ -224,7 +224,7 @@ def score_existing(data: CocoKeypointData, dets: list[dict], results_file, run_d
                    image_ids: list[int] | None, bootstrap: int = 0) -> dict:
     """Score already-loaded results (:func:`score_results`; ``bootstrap`` resamples of AP over images when > 0) and
     write ``metrics.json`` into ``run_dir``."""
-    kset = coco_keypoint_set(data.coco.dataset, str(data.ann_file))  # the file's set: its OKS sigmas
+    kset = keypoint_set_from_coco(data.coco.dataset, str(data.ann_file))  # the file's set: its OKS sigmas
     report = score_results(data.coco, dets, image_ids=image_ids, keypoint_set=kset, bootstrap=bootstrap if dets else 0)
     report["num_images"] = len(image_ids) if image_ids is not None else len(data.image_ids)  # as a model run's
     report["settings"] = {"mode": "score-only", "results_file": str(results_file),

@@ -28,6 +28,7 @@ from kanpose_cli.core.config_io import dataclass_in, from_dict, to_plain
 from kanpose_cli.core.data.augment import AugmentConfig
 from kanpose_cli.core.data.training_sets import DataSource
 from kanpose_cli.core.errors import InputError, UsageError
+from kanpose_cli.core.keypoints import load_keypoint_set
 from kanpose_cli.core.registry import close_matches
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"  # kanpose_cli/core/recipes
@@ -528,15 +529,14 @@ def yolo_data(data_yaml) -> tuple[list[DataSource], ValSet | None]:
 
 
 def keypoint_set_values(spec: str) -> dict:
-    """The config values of ``--keypoint-set NAME|FILE``: ``keypoints`` (the set, resolved now so that the run records
-    it whole) and ``data.keypoint_set`` (what was named: a built-in name or the file's absolute path).
+    """The config values of ``--keypoint-set NAME|FILE``: ``keypoints`` (the set,
+    :func:`~kanpose_cli.core.keypoints.load_keypoint_set`, resolved now so that the run records it whole) and
+    ``data.keypoint_set`` (what was named: a built-in name or the file's absolute path).
 
     Raises:
         UsageError: an unknown name. InputError: a missing or malformed file.
     """
-    from kanpose_cli.core.data.dataset_keypoints import resolve_keypoint_set
-
-    kset = resolve_keypoint_set(spec)
+    kset = load_keypoint_set(spec)
     path = Path(str(spec)).expanduser()
     named = str(path.resolve()) if path.suffix.lower() in (".json", ".yaml", ".yml") else str(spec)
     return {"keypoints": kset.to_dict(), "data.keypoint_set": named}
