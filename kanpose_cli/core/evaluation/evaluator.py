@@ -111,6 +111,19 @@ def padded_areas(boxes: np.ndarray, aspect_ratio: float, padding: float = BOX_PA
     return sizes[:, 0] * sizes[:, 1]
 
 
+def check_same_keypoints(estimator, data: CocoKeypointData) -> None:
+    """``eval coco`` scores the model's keypoints as they are: any K, with the model's set's OKS sigmas, but K must be
+    the annotations'.
+
+    Raises:
+        UsageError: a model whose keypoint count differs from the annotations' (one line naming both).
+    """
+    k_model, k_ann = estimator.keypoints.num_keypoints, annotation_keypoints(data.coco)
+    if k_ann and k_ann != k_model:
+        raise UsageError(f"{estimator.name} predicts {k_model} keypoints ({estimator.keypoints.name}); the "
+                         f"annotations of {data.ann_file.name} have {k_ann} per person")
+
+
 def run_estimator(estimator, data: CocoKeypointData, image_ids: list[int], progress: ProgressFn | None = None,
                   nms_thr: float = OKS_NMS_THR) -> EvalRun:
     """Predict every image with a :class:`~kanpose_cli.core.inference.estimator.PoseEstimator`, then rescore and
@@ -121,14 +134,9 @@ def run_estimator(estimator, data: CocoKeypointData, image_ids: list[int], progr
     count as evaluated with no result. An image that cannot be read is recorded in ``EvalRun.skipped`` and left out
     of ``evaluated_ids``; network errors propagate.
 
-    Raises:
-        UsageError: a model whose keypoint count differs from the annotations' (any K is scored, with the model's
-            keypoint set's OKS sigmas).
+    The predictions are on the model's keypoint set; scoring them against annotations of another set (through a
+    joint mapping) is the caller's business (:func:`check_same_keypoints` for ``eval coco``).
     """
-    k_model, k_ann = estimator.keypoints.num_keypoints, annotation_keypoints(data.coco)
-    if k_ann and k_ann != k_model:
-        raise UsageError(f"{estimator.name} predicts {k_model} keypoints ({estimator.keypoints.name}); the "
-                         f"annotations of {data.ann_file.name} have {k_ann} per person")
     run, total, done = EvalRun(), len(image_ids), 0
     report = (lambda msg: progress(done, total, msg)) if progress else (lambda msg: None)
     source = estimator.box_source
@@ -293,6 +301,7 @@ def evaluate(estimator, ann_file, images_dir, image_ids: list[int] | None = None
     """
     data = ann_file if isinstance(ann_file, CocoKeypointData) else CocoKeypointData(ann_file, images_dir)
     ids = data.select(image_ids)
+    check_same_keypoints(estimator, data)
     model = estimator.pose_model
     was_training = model.training if model is not None else None
     try:
