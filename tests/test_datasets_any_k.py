@@ -365,3 +365,20 @@ def test_half_body_is_off_for_a_set_without_halves():
     cfg = AugmentConfig()
     assert half_body(rng, kp, vis, range(21), 0.75, cfg) is None  # a set read from a file: every keypoint "upper"
     assert half_body(rng, kp, vis, range(10), 0.75, cfg) is not None  # a set with an upper and a lower half
+
+
+def test_ap10k_species_categories_are_scored_as_one_skeleton():
+    """AP-10K files put each species in its own category; kanpose writes results with ``category_id`` 1, so the
+    annotations are scored as one category: the ground truth fed back scores AP 1, a moved keypoint less."""
+    from kanpose_cli.core.evaluation.coco_metric import score_results
+    from kanpose_cli.core.keypoints import get_keypoint_set
+
+    ann = need(SETS / "ap10k" / "test_ap10k.json")
+    data = json.loads(ann.read_text())
+    assert len({a["category_id"] for a in data["annotations"]}) == 2  # antelope (1) and another species (26)
+    kset = get_keypoint_set("ap10k17")
+    res = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+           for a in data["annotations"]]
+    assert score_results(ann, res, keypoint_set=kset)["AP"] == pytest.approx(1.0)
+    moved = [dict(r, keypoints=[v + 40.0 if i % 3 == 0 else v for i, v in enumerate(r["keypoints"])]) for r in res]
+    assert score_results(ann, moved, keypoint_set=kset)["AP"] < 0.9

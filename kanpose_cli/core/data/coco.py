@@ -251,20 +251,31 @@ def quiet_coco(ann: str | Path | dict):
 def _complete_for_cocoeval(ann: dict) -> dict:
     """``ann`` with the two fields COCOeval reads that other datasets' COCO-style files may lack (OneHand10K's has no
     ``num_keypoints``): ``num_keypoints`` = the count of labelled keypoints (v > 0) and ``area`` = box area × 0.53
-    (ultralytics' stand-in for the segment area in OKS). Annotations that have both are kept as they are; the others
-    are copied, never changed in place."""
+    (ultralytics' stand-in for the segment area in OKS). Keypoint annotations spread over several categories that
+    share one skeleton (AP-10K: one category per species) become one category, id 1, the id kanpose writes its
+    results with: a keypoint model predicts keypoints, not the species, and pycocotools' keypoint OKS only matches
+    results to annotations of the same category. Annotations that need nothing are kept as they are; the others are
+    copied, never changed in place."""
     anns = ann["annotations"]
-    if all(not isinstance(a, dict) or "keypoints" not in a or ("num_keypoints" in a and "area" in a) for a in anns):
+    cats = {a.get("category_id") for a in anns if isinstance(a, dict) and "keypoints" in a}
+    merge = len(cats) > 1
+    if not merge and all(not isinstance(a, dict) or "keypoints" not in a or ("num_keypoints" in a and "area" in a)
+                         for a in anns):
         return ann
     out = []
     for a in anns:
-        if isinstance(a, dict) and "keypoints" in a and ("num_keypoints" not in a or "area" not in a):
+        if isinstance(a, dict) and "keypoints" in a and (merge or "num_keypoints" not in a or "area" not in a):
             a = dict(a)
+            if merge:
+                a["category_id"] = 1
             if "num_keypoints" not in a and isinstance(a["keypoints"], list):
                 a["num_keypoints"] = sum(1 for v in a["keypoints"][2::3] if isinstance(v, (int, float)) and v > 0)
             if "area" not in a and isinstance(a.get("bbox"), list) and len(a["bbox"]) == 4:
                 a["area"] = float(a["bbox"][2]) * float(a["bbox"][3]) * 0.53
         out.append(a)
+    if merge:  # one category, id 1, the one results are written with
+        first = next((c for c in ann.get("categories", []) if isinstance(c, dict) and "keypoints" in c), {})
+        return {**ann, "annotations": out, "categories": [{**first, "id": 1, "name": first.get("name", "object")}]}
     return {**ann, "annotations": out}
 
 
