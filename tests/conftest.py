@@ -125,3 +125,15 @@ def perturb_batchnorm(module) -> None:
             m.running_var.uniform_(0.5, 2.0)
             m.weight.uniform_(0.5, 1.5)
             m.bias.uniform_(-0.1, 0.1)
+
+
+def xtcocotools():
+    """The CrowdPose reference implementation's ``(COCO, COCOeval)``; the test skips, saying why and how to install
+    it, when it cannot be imported."""
+    try:
+        from xtcocotools.coco import COCO
+        from xtcocotools.cocoeval import COCOeval
+    except Exception as exc:  # noqa: BLE001 - ImportError, or a wheel built against another numpy (ValueError)
+        pytest.skip(f"xtcocotools cannot be imported ({type(exc).__name__}: {exc}); install it with `pip install "
+                    f"--no-binary xtcocotools --no-build-isolation xtcocotools` (CONTRIBUTING.md)")
+    return COCO, COCOeval

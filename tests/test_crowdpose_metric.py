@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, xtcocotools
 from kanpose_cli.core.errors import InputError
 from kanpose_cli.core.evaluation.benchmark_sets import CROWDPOSE14
 from kanpose_cli.core.evaluation.crowdpose_metric import CROWD_INDEX_SPLITS, crowd_levels, score_crowdpose
@@ -23,20 +23,10 @@ STATS = ("AP", "AP50", "AP75", "AR", "AR50", "AR75")
 needs_sample = pytest.mark.skipif(not ANN.is_file(), reason=f"CrowdPose sample not found: {ANN}")
 
 
-def _xtcocotools():
-    try:
-        from xtcocotools.coco import COCO
-        from xtcocotools.cocoeval import COCOeval
-    except Exception as exc:  # noqa: BLE001 - ImportError, or a wheel built against another numpy (ValueError)
-        pytest.skip(f"xtcocotools cannot be imported ({type(exc).__name__}: {exc}); install it with `pip install "
-                    f"--no-binary xtcocotools --no-build-isolation xtcocotools` (CONTRIBUTING.md)")
-    return COCO, COCOeval
-
-
 def _reference(ann_file, res_file, sigmas) -> dict:
     """xtcocotools' CrowdPose numbers, and its per-level AP before its rounding to 4 decimals (the same
     evaluate/accumulate/mean that its ``get_type_result`` runs)."""
-    COCO, COCOeval = _xtcocotools()
+    COCO, COCOeval = xtcocotools()
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(str(ann_file))
         ev = COCOeval(gt, gt.loadRes(str(res_file)), "keypoints_crowd", np.asarray(sigmas), use_area=False)

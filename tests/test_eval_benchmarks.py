@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, xtcocotools
 from kanpose_cli.cli.app import app
 from kanpose_cli.core.evaluation import benchmarks
 from kanpose_cli.core.keypoints import COCO17
@@ -206,18 +206,8 @@ def test_mpii_headbox_and_malformed_entries(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ CrowdPose
-def _xtcocotools():
-    try:
-        from xtcocotools.coco import COCO
-        from xtcocotools.cocoeval import COCOeval
-    except Exception as exc:  # noqa: BLE001 - ImportError, or a wheel built against another numpy (ValueError)
-        pytest.skip(f"xtcocotools cannot be imported ({type(exc).__name__}: {exc}); install it with `pip install "
-                    f"--no-binary xtcocotools --no-build-isolation xtcocotools` (CONTRIBUTING.md)")
-    return COCO, COCOeval
-
-
 def _xtcocotools_stats(ann_file: Path, res_file: Path, sigmas) -> list[float]:
-    COCO, COCOeval = _xtcocotools()
+    COCO, COCOeval = xtcocotools()
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(str(ann_file))
         ev = COCOeval(gt, gt.loadRes(str(res_file)), "keypoints_crowd", np.asarray(sigmas), use_area=False)
@@ -237,7 +227,7 @@ def _check_against(metrics: dict, stats: list[float]) -> None:
 @pytest.mark.parametrize("perturb", [False, True], ids=["gt", "perturbed"])
 def test_crowdpose_results_give_xtcocotools_numbers(tmp_path, perturb):
     need(CROWD_ANN)
-    _xtcocotools()
+    xtcocotools()
     rng = np.random.default_rng(0)
     results = []
     for a in json.loads(CROWD_ANN.read_text())["annotations"]:

@@ -247,9 +247,7 @@ def coco(
     weights: WeightsOpt = None,
     boxes: Annotated[Optional[str], typer.Option(
         "--boxes", help=BoxesHelp + " Default: gt.", rich_help_panel="Boxes", show_default=False)] = None,
-    box_thr: Annotated[float, typer.Option("--box-thr", min=0.0, max=1.0,
-                                           help="Minimum score of boxes from a --boxes FILE.",
-                                           rich_help_panel="Boxes")] = 0.0,
+    box_thr: BoxFileThrOpt = 0.0,
     detector: Annotated[Optional[str], typer.Option(
         "--detector", help="YOLO weights for --boxes detector (default yolo11n-pose.pt), or none (whole image).",
         rich_help_panel="Boxes", show_default=False)] = None,
@@ -419,6 +417,13 @@ def _single_person(benchmark: str, persons, model, weights, boxes, detector, det
                    f"evaluation", 1)
 
 
+BenchmarkDetectorOpt = Annotated[Optional[str], typer.Option(
+    "--detector", help="YOLO weights for --boxes detector (default yolo11n-pose.pt).", rich_help_panel="Boxes",
+    show_default=False)]
+BoxFileThrOpt = Annotated[float, typer.Option("--box-thr", min=0.0, max=1.0, help="Minimum score of boxes from a "
+                                              "--boxes FILE.", rich_help_panel="Boxes")]
+
+
 @handle_errors
 def lsp(
     data: Annotated[Path, typer.Option("--data", help="LSP or LSP-Extended folder: DIR/joints.mat and DIR/images/.",
@@ -433,9 +438,7 @@ def lsp(
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     boxes: SinglePersonBoxes = "gt",
-    detector: Annotated[Optional[str], typer.Option(
-        "--detector", help="YOLO weights for --boxes detector (default yolo11n-pose.pt).", rich_help_panel="Boxes",
-        show_default=False)] = None,
+    detector: BenchmarkDetectorOpt = None,
     det_conf: DetConfOpt = 0.25,
     flip: FlipOpt = True,
     device: DeviceOpt = "auto",
@@ -469,9 +472,7 @@ def mpii(
     model: ModelOpt = None,
     weights: WeightsOpt = None,
     boxes: SinglePersonBoxes = "gt",
-    detector: Annotated[Optional[str], typer.Option(
-        "--detector", help="YOLO weights for --boxes detector (default yolo11n-pose.pt).", rich_help_panel="Boxes",
-        show_default=False)] = None,
+    detector: BenchmarkDetectorOpt = None,
     det_conf: DetConfOpt = 0.25,
     flip: FlipOpt = True,
     device: DeviceOpt = "auto",
@@ -528,12 +529,8 @@ def crowdpose(
     boxes: Annotated[Optional[str], typer.Option(
         "--boxes", help="gt (default), detector, or a COCO detection-results JSON (CrowdPose's published top-down "
         "numbers use its detections file).", rich_help_panel="Boxes", show_default=False)] = None,
-    box_thr: Annotated[float, typer.Option("--box-thr", min=0.0, max=1.0,
-                                           help="Minimum score of boxes from a --boxes FILE.",
-                                           rich_help_panel="Boxes")] = 0.0,
-    detector: Annotated[Optional[str], typer.Option(
-        "--detector", help="YOLO weights for --boxes detector (default yolo11n-pose.pt).", rich_help_panel="Boxes",
-        show_default=False)] = None,
+    box_thr: BoxFileThrOpt = 0.0,
+    detector: BenchmarkDetectorOpt = None,
     det_conf: Annotated[float, typer.Option("--det-conf", min=0.0, max=1.0, help="Detector confidence for --boxes "
                                             "detector.", rich_help_panel="Boxes")] = 0.001,
     flip: FlipOpt = True,
@@ -591,12 +588,8 @@ def ochuman(
     weights: WeightsOpt = None,
     boxes: Annotated[Optional[str], typer.Option(
         "--boxes", help=BoxesHelp + " Default: gt.", rich_help_panel="Boxes", show_default=False)] = None,
-    box_thr: Annotated[float, typer.Option("--box-thr", min=0.0, max=1.0,
-                                           help="Minimum score of boxes from a --boxes FILE.",
-                                           rich_help_panel="Boxes")] = 0.0,
-    detector: Annotated[Optional[str], typer.Option(
-        "--detector", help="YOLO weights for --boxes detector (default yolo11n-pose.pt).", rich_help_panel="Boxes",
-        show_default=False)] = None,
+    box_thr: BoxFileThrOpt = 0.0,
+    detector: BenchmarkDetectorOpt = None,
     det_conf: Annotated[float, typer.Option("--det-conf", min=0.0, max=1.0, help="Detector confidence for --boxes "
                                             "detector and yolo: models.", rich_help_panel="Boxes")] = 0.001,
     flip: FlipOpt = True,
