@@ -95,7 +95,8 @@ class PoseEstimator:
             (the whole image is one person).
         boxes: box source instead of the detector: ``"detector"`` (default), ``"none"``, ``"gt"`` (needs
             ``annotations``) or the path of a COCO detection-results JSON.
-        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (no silent fallback). half: FP16 (CUDA only).
+        device: ``"auto"`` (default, as every command: CUDA device 0 when available, else the CPU), ``"cpu"``,
+            ``"cuda"`` or ``"cuda:N"`` (an explicit device never falls back silently). half: FP16 (CUDA only).
         flip: flip test (the pose network also runs on the mirrored crops). batch: crops per forward pass.
         conf: minimum person box score in [0, 1] (detector, and detections files unless ``box_thr`` is given).
         iou: detector NMS IoU. det_imgsz: detector input size in pixels. box_thr: minimum score of boxes from a
@@ -137,7 +138,7 @@ class PoseEstimator:
     """
 
     def __init__(self, model=None, weights: str | None = None, detector: str | None = None,
-                 boxes: str | None = None, *, device="cpu", half: bool = False, flip: bool = False,
+                 boxes: str | None = None, *, device="auto", half: bool = False, flip: bool = False,
                  batch: int = 32, conf: float = 0.25, iou: float = 0.7, det_imgsz: int = 640,
                  box_thr: float | None = None, max_det: int | None = None, annotations=None,
                  backend: str = "auto"):
