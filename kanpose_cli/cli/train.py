@@ -107,11 +107,13 @@ def train(
         "--keypoint-set", help="The model's keypoints: a built-in set's name (coco17, lsp14, ...) or a .json / .yaml "
         "file: a keypoint-set file (name, names, flip_index, skeleton, sigmas), a COCO annotation file (its "
         "categories[0]) or an ultralytics data.yaml. Default: the first training set's own (a COCO file's "
-        "categories[0], the data.yaml's). COCO / YOLO sets with as many keypoints are read as this set.",
+        "categories[0], the data.yaml's, mpii16 for an MPII JSON). COCO / YOLO sets with as many keypoints are "
+        "read as this set.",
         rich_help_panel=PANEL_DATA)] = None,
     train_ann: Annotated[Optional[List[Path]], typer.Option(
-        "--train-ann", help="Training set: a COCO keypoint .json or a LSP / LSP-Extended joints.mat (repeat for "
-        "several sets; other skeletons are mapped onto the model's keypoints).", rich_help_panel=PANEL_DATA)] = None,
+        "--train-ann", help="Training set: a COCO keypoint .json, an mmpose MPII .json (a list of people) or a LSP / "
+        "LSP-Extended joints.mat (repeat for several sets; other skeletons are mapped onto the model's keypoints).",
+        rich_help_panel=PANEL_DATA)] = None,
     train_images: Annotated[Optional[List[Path]], typer.Option(
         "--train-images", help="Image folder of each --train-ann (one for all, or one per file).",
         rich_help_panel=PANEL_DATA)] = None,

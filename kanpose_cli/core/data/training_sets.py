@@ -7,12 +7,14 @@ sampling ratio: the number of its persons drawn per epoch, as a multiple of its 
 a random half, different every epoch, 2 = each person twice).
 
 Formats: ``coco`` (a COCO keypoint JSON with any K, :func:`kanpose_cli.core.data.coco.load_coco_source`), ``yolo``
-(an ultralytics YOLO-pose ``data.yaml`` and one of its splits, :func:`kanpose_cli.core.data.yolo_pose.load_yolo_source`)
-and ``lsp`` (a LSP / LSP-Extended ``joints.mat``, :func:`kanpose_cli.core.data.lsp.load_lsp_instances`).
+(an ultralytics YOLO-pose ``data.yaml`` and one of its splits,
+:func:`kanpose_cli.core.data.yolo_pose.load_yolo_source`), ``mpii`` (mmpose's MPII JSON,
+:func:`kanpose_cli.core.data.mpii.load_mpii_instances`) and ``lsp`` (a LSP / LSP-Extended ``joints.mat``,
+:func:`kanpose_cli.core.data.lsp.load_lsp_instances`). :func:`infer_format` tells them apart.
 
 The model's keypoint set (:func:`default_keypoint_set`): the one the user names, else the first source's own (COCO
-``categories[0]``, the YAML's ``kpt_shape`` / ``flip_idx`` / ``kpt_names``); a LSP first source leaves the model's
-default (COCO-17, LSP mapped onto it).
+``categories[0]``, the YAML's ``kpt_shape`` / ``flip_idx`` / ``kpt_names``, ``mpii16`` for an MPII JSON); a LSP
+first source leaves the model's default (COCO-17, LSP mapped onto it).
 """
 
 from __future__ import annotations
@@ -27,21 +29,44 @@ from kanpose_cli.core.data.instances import Instance
 from kanpose_cli.core.errors import InputError, UsageError
 from kanpose_cli.core.keypoints import KeypointSet
 
-FORMATS = ("coco", "lsp", "yolo")
+FORMATS = ("coco", "lsp", "mpii", "yolo")
+JSON_WHITESPACE = b" \t\r\n"
+
+
+def json_top_level(path: str | Path) -> str:
+    """The first character of a JSON file after JSON whitespace: ``[`` (a list), ``{`` (an object), another
+    character, or ``""`` (an empty, missing or unreadable file). Reads only as far as that character."""
+    try:
+        with open(Path(path).expanduser(), "rb") as f:
+            while chunk := f.read(4096):
+                rest = chunk.lstrip(JSON_WHITESPACE)
+                if rest:
+                    return rest[:1].decode("latin-1")
+    except OSError:
+        pass
+    return ""
 
 
 def infer_format(ann: str | Path) -> str:
-    """``coco`` for ``.json`` files, ``lsp`` for ``.mat`` files, ``yolo`` for ``.yaml`` / ``.yml`` (an ultralytics
-    pose ``data.yaml``); raises UsageError otherwise."""
+    """The format of a training annotation file, from its extension and, for ``.json``, its top level.
+
+    ``.json``: ``mpii`` when the file's top level is a list (mmpose's MPII JSON is a list of people: the first
+    character after whitespace is ``[``), else ``coco`` (a COCO file is an object; a missing or malformed file is
+    left to the COCO reader's one-line error). ``.mat``: ``lsp``. ``.yaml`` / ``.yml``: ``yolo`` (an ultralytics
+    pose ``data.yaml``).
+
+    Raises:
+        UsageError: any other extension.
+    """
     suffix = Path(ann).suffix.lower()
     if suffix == ".json":
-        return "coco"
+        return "mpii" if json_top_level(ann) == "[" else "coco"
     if suffix == ".mat":
         return "lsp"
     if suffix in (".yaml", ".yml"):
         return "yolo"
-    raise UsageError(f"cannot tell the format of {ann} from its extension (.json = COCO keypoints, "
-                     f".mat = LSP joints.mat, .yaml = YOLO-pose data.yaml)")
+    raise UsageError(f"cannot tell the format of {ann} from its extension (.json = COCO keypoints or mmpose's MPII "
+                     f"JSON, .mat = LSP joints.mat, .yaml = YOLO-pose data.yaml)")
 
 
 @dataclass(frozen=True)
@@ -49,9 +74,9 @@ class DataSource:
     """One training set.
 
     Attributes:
-        ann: annotation file (COCO JSON, LSP ``joints.mat`` or YOLO-pose ``data.yaml``). images: its image folder
-            (for ``yolo``, the dataset root; the images are the split's).
-        format: ``coco``, ``lsp`` or ``yolo`` (default: from the extension of ``ann``).
+        ann: annotation file (COCO JSON, MPII JSON, LSP ``joints.mat`` or YOLO-pose ``data.yaml``). images: its
+            image folder (for ``yolo``, the dataset root; the images are the split's).
+        format: ``coco``, ``mpii``, ``lsp`` or ``yolo`` (default: :func:`infer_format`).
         ratio: persons drawn per epoch as a multiple of the source's size (> 0).
         split: for ``yolo``, the split of the ``data.yaml`` (default ``train``); empty otherwise.
     """
@@ -97,6 +122,10 @@ def load_source(src: DataSource, keypoints: KeypointSet, positional: bool = Fals
         from kanpose_cli.core.data.yolo_pose import load_yolo_source
 
         return load_yolo_source(src.ann, src.split or "train", keypoints, positional=positional)
+    if src.format == "mpii":
+        from kanpose_cli.core.data.mpii import load_mpii_instances
+
+        return load_mpii_instances(src.ann, src.images, keypoints)
     from kanpose_cli.core.data.lsp import load_lsp_instances
 
     return load_lsp_instances(src.ann, src.images, keypoints)
@@ -104,7 +133,8 @@ def load_source(src: DataSource, keypoints: KeypointSet, positional: bool = Fals
 
 def source_keypoint_set(src: DataSource) -> KeypointSet | None:
     """The keypoint set a source describes itself: a COCO file's ``categories[0]``, a YOLO ``data.yaml``'s
-    ``kpt_shape`` / ``flip_idx`` / ``kpt_names``; None for LSP (its 14 joints are mapped onto the model's set).
+    ``kpt_shape`` / ``flip_idx`` / ``kpt_names``, ``mpii16`` for an MPII JSON; None for LSP (its 14 joints are
+    mapped onto the model's set).
 
     Raises:
         InputError: an unreadable or malformed file.
@@ -117,6 +147,10 @@ def source_keypoint_set(src: DataSource) -> KeypointSet | None:
         from kanpose_cli.core.data.yolo_pose import read_data_yaml
 
         return read_data_yaml(src.ann).keypoints
+    if src.format == "mpii":
+        from kanpose_cli.core.data.mpii import MPII16
+
+        return MPII16
     return None
 
 

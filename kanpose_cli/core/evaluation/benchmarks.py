@@ -12,8 +12,9 @@ lists the scored joints. A model of the benchmark's own set is scored on all of 
 
 - Person box, ``boxes="gt"``: LSP has none; it is the labelled joints' extent enlarged 1.2× and clipped to the image
   (:func:`kanpose_cli.core.data.lsp.joints_box`, the box kanpose trains LSP people on); MPII's is mmpose's
-  ``MpiiDataset`` box: centre ``center − 1`` (1-based MATLAB pixels) moved down by ``15 · scale`` pixels, side
-  ``200 · scale`` pixels. The crop then takes the protocol's 1.25 padding (:data:`~kanpose_cli.core.protocol.
+  ``MpiiDataset`` box (:func:`kanpose_cli.core.data.mpii.mpii_box`; training clips it to the image): centre
+  ``center − 1`` (1-based MATLAB pixels) moved down by ``15 · scale`` pixels, side ``200 · scale`` pixels. The crop
+  then takes the protocol's 1.25 padding (:data:`~kanpose_cli.core.protocol.
   BOX_PADDING`), as every kanpose crop.
 - ``boxes="detector"``: the YOLO person detector finds the people; the one whose box centre is nearest to the mean
   of the annotated person's labelled joints is scored; an image where it finds nobody counts every joint of the
@@ -41,7 +42,6 @@ COCO's sigmas, the ``eval coco`` protocol unchanged). Boxes, rescoring and OKS-N
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +51,7 @@ import numpy as np
 
 from kanpose_cli.core.data.coco import CocoKeypointData
 from kanpose_cli.core.data.lsp import joints_box, read_lsp_joints
+from kanpose_cli.core.data.mpii import read_mpii_json
 from kanpose_cli.core.data.sources import read_image
 from kanpose_cli.core.errors import InputError, UsageError
 from kanpose_cli.core.evaluation import keypoint_metrics as km
@@ -58,7 +59,7 @@ from kanpose_cli.core.evaluation.benchmark_sets import CROWDPOSE14, MPII16, scor
 from kanpose_cli.core.evaluation.crowdpose_metric import crowd_levels, score_crowdpose
 from kanpose_cli.core.evaluation.evaluator import (ProgressFn, base_settings, estimator_settings, run_estimator,
                                                    write_metrics)
-from kanpose_cli.core.io import read_json_file, write_json_atomic
+from kanpose_cli.core.io import write_json_atomic
 from kanpose_cli.core.keypoints import LSP14, JointMapping, KeypointSet
 from kanpose_cli.core.protocol import IMAGES_PER_CHUNK
 
@@ -70,8 +71,6 @@ LSP_SPLITS = {"train": (1, 1000), "test": (1001, 2000)}
 MPII_PCKH_THR = 0.5
 MPII_HEAD_TOP, MPII_UPPER_NECK = MPII16.names.index("head_top"), MPII16.names.index("upper_neck")
 MPII_NOT_IN_MEAN = (MPII16.names.index("pelvis"), MPII16.names.index("thorax"))  # official PCKh leaves them out
-MPII_PIXEL_STD = 200.0  # mmpose: MPII ``scale`` is the person size / 200 pixels
-MPII_CENTER_SHIFT = 15.0  # mmpose MpiiDataset: centre moved down by 15 / 200 of the box
 MPII_GROUPS = {"Head": ("head_top",), "Shoulder": ("right_shoulder", "left_shoulder"),
                "Elbow": ("right_elbow", "left_elbow"), "Wrist": ("right_wrist", "left_wrist"),
                "Hip": ("right_hip", "left_hip"), "Knee": ("right_knee", "left_knee"),
@@ -181,59 +180,28 @@ def lsp_people(data_dir: str | Path, split: str | None = None, image_range: str 
                     "first": numbers[0] if numbers else first, "last": numbers[-1] if numbers else last}
 
 
-def _number(value, what: str, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InputError(f"{where}: {what} must be a number, got {value!r}")
-    return float(value)
-
-
 def mpii_people(ann_file: str | Path, images_dir: str | Path, max_images: int | None = None) -> list[Person]:
-    """The persons of an mmpose MPII JSON (a list of ``image``, ``center`` [x, y], ``scale``, ``joints`` 16 × [x, y],
-    ``joints_vis`` 16 flags; optional ``headbox``), with joints moved to 0-based pixels (MATLAB's are 1-based).
+    """The persons of an mmpose MPII JSON (read by :func:`kanpose_cli.core.data.mpii.read_mpii_json`, the reader
+    training uses too: joints in 0-based pixels, mmpose's person box), with their PCKh head size: 0.6 × the
+    head box diagonal when the entry has a ``headbox``, else ‖head top − upper neck‖ (0 when either is unlabelled).
+
+    Args:
+        max_images: score only the first N entries (None or 0: all).
 
     Raises:
         InputError: a missing file or folder, not a JSON list, an entry lacking a field or with a wrong shape (the
             message names the file and the entry).
     """
-    ann_file = Path(ann_file).expanduser()
     images_dir = Path(images_dir).expanduser()
     if not images_dir.is_dir():
         raise InputError(f"images folder not found: {images_dir}")
-    entries = read_json_file(ann_file, "MPII annotation file")
-    if not isinstance(entries, list):
-        raise InputError(f"{ann_file}: expected a JSON list of MPII persons (mmpose's MPII JSON)")
-    K = MPII16.num_keypoints
     people = []
-    for n, e in enumerate(entries[:max_images] if max_images else entries):
-        where = f"{ann_file}: entry {n}"
-        if not isinstance(e, dict) or any(k not in e for k in ("image", "center", "scale", "joints", "joints_vis")):
-            raise InputError(f"{where}: needs image, center, scale, joints and joints_vis")
-        try:
-            joints = np.asarray(e["joints"], dtype=np.float64)
-            vis = np.asarray(e["joints_vis"], dtype=np.float64)
-            center = np.asarray(e["center"], dtype=np.float64)
-        except (TypeError, ValueError):
-            raise InputError(f"{where}: joints, joints_vis and center must be numbers") from None
-        if joints.shape != (K, 2) or vis.shape != (K,) or center.shape != (2,):
-            raise InputError(f"{where}: joints must be {K} × [x, y], joints_vis {K} flags, center [x, y]; got "
-                             f"{list(joints.shape)}, {list(vis.shape)}, {list(center.shape)}")
-        scale = _number(e["scale"], "scale", where)
-        labelled = vis > 0
-        if "headbox" in e:
-            try:
-                head = km.head_size_from_box(np.asarray(e["headbox"], dtype=np.float64).reshape(1, 4))[0]
-            except (TypeError, ValueError):
-                raise InputError(f"{where}: headbox must be [x1, y1, x2, y2] or [[x1, y1], [x2, y2]]") from None
+    for e in read_mpii_json(ann_file, max_images):
+        if e.headbox is not None:
+            head = km.head_size_from_box(e.headbox[None])[0]
         else:
-            head = km.head_size_from_joints(joints[None], labelled[None], MPII_HEAD_TOP, MPII_UPPER_NECK)[0]
-        size = scale * MPII_PIXEL_STD
-        c = center - 1.0
-        if center[0] != -1:
-            c[1] += MPII_CENTER_SHIFT / MPII_PIXEL_STD * size
-        box = np.array([c[0] - size / 2, c[1] - size / 2, c[0] + size / 2, c[1] + size / 2])
-        people.append(Person(n + 1, images_dir / str(e["image"]), joints - 1.0, labelled, float(head), box))
-    if not people:
-        raise InputError(f"{ann_file}: no persons")
+            head = km.head_size_from_joints(e.joints[None], e.labelled[None], MPII_HEAD_TOP, MPII_UPPER_NECK)[0]
+        people.append(Person(e.index + 1, images_dir / e.image, e.joints, e.labelled, float(head), e.box))
     return people
 
 

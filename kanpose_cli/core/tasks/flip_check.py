@@ -268,9 +268,10 @@ def cleaned_coco(checks: list[PersonCheck], ann_format: str, ann_file: str | Pat
     ``coco`` input: the input file with every field kept; the annotations of checked persons get their
     re-oriented (and filled) ``keypoints``, ``num_keypoints``, a ``flip_check`` entry (match OKS, clear, swapped
     groups, per group ``[usable joints, OKS as labelled, OKS swapped]``) and ``filled`` when joints were filled;
-    with ``drop`` the swapped persons' annotations are removed instead. ``lsp`` input: one image and one
-    annotation per kept person on ``kset`` (COCO-17, the mapped joints; neck and head top are not COCO joints),
-    ``image_id`` = ``id`` = LSP column + 1, ``file_name`` relative to ``images_root``, ``bbox`` the joints box
+    with ``drop`` the swapped persons' annotations are removed instead. ``lsp`` / ``mpii`` input: one annotation
+    per kept person on ``kset`` (e.g. COCO-17, the mapped joints; LSP's neck and head top are not COCO joints),
+    ``image_id`` = ``id`` = LSP column + 1 (MPII: ``id`` = entry + 1, ``image_id`` numbers the distinct images),
+    ``file_name`` relative to ``images_root``, ``bbox`` the training box (LSP: the joints box, MPII: mmpose's)
     (xywh, inclusive pixels as :func:`~kanpose_cli.core.data.coco.gt_person_box` reads it), ``area`` its area.
     Either loads with ``kanpose train --train-ann OUT --train-images images_root``.
     """

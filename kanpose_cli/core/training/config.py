@@ -145,7 +145,7 @@ class DataConfig:
 
     Attributes:
         train: the training sets (:class:`~kanpose_cli.core.data.training_sets.DataSource`: ``ann``, ``images``,
-            ``format`` coco|lsp, ``ratio`` = persons drawn per epoch as a multiple of the source's size).
+            ``format`` coco|mpii|lsp|yolo, ``ratio`` = persons drawn per epoch as a multiple of the source's size).
         val: the validation set, or None (no AP, no ``best.safetensors``).
         keypoint_set: what ``--keypoint-set`` named (a built-in set or a file), or None. When given, COCO / YOLO
             sources with as many keypoints are read as that set, in order, whatever names their files give.
@@ -165,8 +165,8 @@ class TrainConfig:
         init: weights to initialise from (:func:`kanpose_cli.core.weights.init_weights`), or None.
         keypoints: the model's keypoint set (:meth:`~kanpose_cli.core.keypoints.KeypointSet.to_dict`), or None for
             the one the data gives (:func:`~kanpose_cli.core.data.training_sets.default_keypoint_set`: the first
-            source's own; COCO-17 for a COCO person file), resolved when the :class:`~.loop.Trainer` is built and
-            recorded, so that ``--resume`` rebuilds the same model.
+            source's own; COCO-17 for a COCO person file, ``mpii16`` for an MPII JSON), resolved when the
+            :class:`~.loop.Trainer` is built and recorded, so that ``--resume`` rebuilds the same model.
         epochs: epochs to train. batch: batch size per process. workers: DataLoader workers.
         seed: base seed of the sample order and augmentation, or None for :func:`default_seed` (0, or the highest
             training seed of the ``init`` weights' lineage + 1), resolved when the :class:`~.loop.Trainer` is built.
@@ -482,8 +482,9 @@ def train_sources(anns: list, images: list, ratios: list[float] | None = None) -
     """The training sets of ``--train-ann`` / ``--train-images`` / ``--train-ratio``.
 
     Args:
-        anns: annotation files (``.json`` COCO keypoints, ``.mat`` LSP joints). images: one folder for all, or
-            one per file. ratios: one per file, one for all, or none (1 each).
+        anns: annotation files (``.json`` COCO keypoints or mmpose's MPII JSON, ``.mat`` LSP joints, see
+            :func:`~kanpose_cli.core.data.training_sets.infer_format`). images: one folder for all, or one per
+            file. ratios: one per file, one for all, or none (1 each).
 
     Raises:
         UsageError: count mismatch, unknown extension, non-positive ratio. InputError: a missing file or folder.
