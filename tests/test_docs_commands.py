@@ -49,6 +49,9 @@ COCO_MINI = SHARED_DATA / "coco-mini"
 
 EVAL_BUDGET = "--max-images 8"  # the first 8 annotated coco-mini val2017 images (3 people)
 TRAIN_BUDGET = "--epochs 1 --workers 0"
+LSPET_FULL = ("needs all 10,000 LSP-Extended images (data/lspet-full, rebuilt by tools/build_training_set.sh from a "
+              "local copy of axelcarlier/lsp); `kanpose eval lsp --range` is tested on ../shared/data/lspet in "
+              "tests/test_eval_benchmarks.py, training on lsp14 in tests/test_keypoint_set_flow.py")
 
 
 # ------------------------------------------------------------------------------------------------ the docs
@@ -386,6 +389,15 @@ COMMANDS: dict[str, Run | NotRun] = {
         Run(TRAIN_BUDGET, check=_check_train_keypoints(21)),
     "kanpose train --model amfacpose-r18-128x96 --train-ann lspet/joints.mat --train-images lspet/images "
     "--keypoint-set lsp14": Run(TRAIN_BUDGET, check=_check_train_keypoints(14)),
+    # docs/keypoint-sets.md: the native LSP-14 model (all of LSP-Extended, not in ../shared/data)
+    "python tools/build_lsp14_set.py --range 1-9000 --out data/lsp14/lspet-1-9000.json": NotRun(LSPET_FULL),
+    "kanpose train --model amfacpose-r18-128x96 --keypoint-set lsp14 --init shipped --lr 1e-3 --epochs 4 "
+    "--train-ann data/lsp14/lspet-1-9000.json --train-images data/lspet-full/images": NotRun(LSPET_FULL),
+    "kanpose eval lsp --data data/lspet-full --range 9001-10000 --weights runs/train/exp1/weights/last.safetensors":
+        NotRun(LSPET_FULL),
+    "kanpose eval lsp --data data/lspet-full --range 9001-10000": NotRun(LSPET_FULL),
+    "kanpose eval lsp --data data/lspet-full --range 9001-10000 --model yolo:yolo11n-pose.pt --boxes detector":
+        NotRun(LSPET_FULL),
     "kanpose label unlabelled/ --teacher yolo:yolo11n-pose.pt --out pseudo.json": Run(check=_check_label),
     "kanpose label lspet/images --fill lspet/joints.mat --teacher yolo:yolo11n-pose.pt --out lspet_filled.json":
         Run(check=_check_fill),
