@@ -137,3 +137,21 @@ def xtcocotools():
         pytest.skip(f"xtcocotools cannot be imported ({type(exc).__name__}: {exc}); install it with `pip install "
                     f"--no-binary xtcocotools --no-build-isolation xtcocotools` (CONTRIBUTING.md)")
     return COCO, COCOeval
+
+
+def xtcocotools_crowdpose_eval(ann_file, res_file, sigmas):
+    """xtcocotools' CrowdPose evaluation (``keypoints_crowd``, no area ranges) of a results file, evaluated,
+    accumulated and summarised (its prints swallowed): the reference the CrowdPose tests compare with."""
+    import contextlib
+    import io
+
+    import numpy as np
+
+    COCO, COCOeval = xtcocotools()
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(ann_file))
+        ev = COCOeval(gt, gt.loadRes(str(res_file)), "keypoints_crowd", np.asarray(sigmas), use_area=False)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev

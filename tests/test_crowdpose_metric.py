@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA, xtcocotools
+from conftest import SHARED_DATA, xtcocotools_crowdpose_eval
 from kanpose_cli.core.errors import InputError
 from kanpose_cli.core.evaluation.benchmark_sets import CROWDPOSE14
 from kanpose_cli.core.evaluation.crowdpose_metric import CROWD_INDEX_SPLITS, crowd_levels, score_crowdpose
@@ -26,13 +26,8 @@ needs_sample = pytest.mark.skipif(not ANN.is_file(), reason=f"CrowdPose sample n
 def _reference(ann_file, res_file, sigmas) -> dict:
     """xtcocotools' CrowdPose numbers, and its per-level AP before its rounding to 4 decimals (the same
     evaluate/accumulate/mean that its ``get_type_result`` runs)."""
-    COCO, COCOeval = xtcocotools()
+    ev = xtcocotools_crowdpose_eval(ann_file, res_file, sigmas)
     with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(ann_file))
-        ev = COCOeval(gt, gt.loadRes(str(res_file)), "keypoints_crowd", np.asarray(sigmas), use_area=False)
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
         stats = [float(s) for s in ev.stats]
         easy, medium, hard = ev.split(ev.anno_file[0], *CROWD_INDEX_SPLITS)
         levels = []

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SHARED_DATA, xtcocotools
+from conftest import SHARED_DATA, xtcocotools, xtcocotools_crowdpose_eval
 from kanpose_cli.cli.app import app
 from kanpose_cli.core.evaluation import benchmarks
 from kanpose_cli.core.keypoints import COCO17
@@ -207,13 +207,7 @@ def test_mpii_headbox_and_malformed_entries(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ CrowdPose
 def _xtcocotools_stats(ann_file: Path, res_file: Path, sigmas) -> list[float]:
-    COCO, COCOeval = xtcocotools()
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(ann_file))
-        ev = COCOeval(gt, gt.loadRes(str(res_file)), "keypoints_crowd", np.asarray(sigmas), use_area=False)
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
+    ev = xtcocotools_crowdpose_eval(ann_file, res_file, sigmas)
     return [float(s) for s in ev.stats]  # AP AP50 AP75 AR AR50 AR75, AP easy/medium/hard (rounded to 4 places)
 
 
