@@ -99,4 +99,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from kanpose_cli.core.errors import KanposeError
+
+    try:
+        sys.exit(main())
+    except (KanposeError, OSError, KeyError, ValueError) as exc:  # missing joints.mat / image / report, bad report
+        print(f"error: {type(exc).__name__}: {exc}" if isinstance(exc, KeyError) else f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
