@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from kanpose_cli.core.data.augment import AugmentConfig, augment_instance
+from kanpose_cli.core.data.augment import AugmentConfig, apply_occlusions, augment_instance, draw_occlusions
 from kanpose_cli.core.data.instances import Instance
 from kanpose_cli.core.data.transforms import box_to_center_size, get_warp_matrix, transform_points, warp_image
 from kanpose_cli.core.errors import InputError
@@ -66,7 +66,7 @@ class TopDownDataset(Dataset):
         center, roi = box_to_center_size(inst.box, W / H, self.padding)
         kpts = inst.keypoints[:, :2].copy()
         vis = np.minimum(inst.keypoints[:, 2], 1.0)  # v ∈ {0,1,2} -> weight min(1, v) (spec §1.2)
-        rotation = 0.0
+        rotation, occlusions = 0.0, []
         if self.augment is not None:
             rng = np.random.default_rng([self.seed, self.epoch, int(index)])
             aug = augment_instance(rng, self.augment, image.shape[1], kpts, vis, center, roi, self.kset.flip_index,
@@ -75,9 +75,10 @@ class TopDownDataset(Dataset):
                 image = image[:, ::-1]
             kpts, vis, center, roi, rotation = (aug["keypoints"], aug["visible"], aug["center"], aug["roi"],
                                                 aug["rotation"])
+            occlusions = draw_occlusions(rng, self.augment, (H, W))
         roi = np.maximum(roi, 1.0)
         matrix = get_warp_matrix(center, roi, (W, H), rotation_deg=rotation, udp=self.udp)
-        crop = warp_image(np.ascontiguousarray(image), matrix, (W, H))[..., ::-1]
+        crop = apply_occlusions(warp_image(np.ascontiguousarray(image), matrix, (W, H))[..., ::-1], occlusions)
         kpts_crop = transform_points(kpts, matrix)
         targets = self.codec.encode(kpts_crop.astype(np.float32), vis.astype(np.float32))
         sample = {"image": torch.from_numpy(np.ascontiguousarray(crop))}
