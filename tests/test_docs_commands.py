@@ -214,6 +214,12 @@ def _check_compare(work, proc):
     assert "exp1" in proc.stdout and "exp2" in proc.stdout and "AP" in proc.stdout, proc.stdout
 
 
+def _check_compare_bootstrap(work, proc):
+    _check_compare(work, proc)
+    out = " ".join((proc.stdout + proc.stderr).split())  # tables on stdout, messages on stderr
+    assert "paired bootstrap over" in out and "200 resamples" in out, out[-600:]
+
+
 def _check_file(name: str, min_bytes: int = 1):
     def check(work, proc):
         path = work / name
@@ -340,6 +346,8 @@ COMMANDS: dict[str, Run | NotRun] = {
         Run(EVAL_BUDGET, requires=EVAL_RUNS, check=_check_analyze),
     "kanpose eval compare runs/eval/exp1 runs/eval/exp2":
         Run(requires=("runs/eval/exp1/metrics.json", "runs/eval/exp2/metrics.json"), check=_check_compare),
+    "kanpose eval compare runs/eval/exp1 runs/eval/exp2 --bootstrap 200":
+        Run(requires=("runs/eval/exp1/metrics.json", "runs/eval/exp2/metrics.json"), check=_check_compare_bootstrap),
     "kanpose eval coco --data ../shared/data/coco-mini --weights weights/amfacpose-r18-128x96-coco-lsp.safetensors":
         Run(EVAL_BUDGET, check=_check_eval(0.1)),
     "kanpose eval coco --data ../shared/data/coco-mini --boxes detector": Run(EVAL_BUDGET, check=_check_eval(0.05)),

@@ -72,10 +72,10 @@ from kanpose_cli.core.evaluation.analysis_types import (AP_OKS, CLASSES, GOOD, G
                                                        METHOD, MISS, PR_OKS, PROXIMITY_KS, SCORING_OKS, SIZES, STEPS,
                                                        SWAP, UNLABELLED, Analysis, MatchDiagnosis)
 from kanpose_cli.core.evaluation.analysis_types import STEP_LABELS as STEP_LABELS  # re-exported: analysis.STEP_LABELS
-from kanpose_cli.core.evaluation.coco_metric import check_results, coco_eval, load_results
+from kanpose_cli.core.evaluation.coco_metric import check_results, coco_eval, load_results, paired_bootstrap_ap
 from kanpose_cli.core.evaluation.oks import keypoint_similarity, oks_matrix
 from kanpose_cli.core.io import RunDir, next_run_dir, write_json_atomic
-from kanpose_cli.core.keypoints import COCO17, KeypointSet
+from kanpose_cli.core.keypoints import COCO17, KeypointSet, keypoint_set_from_coco
 
 
 # ------------------------------------------------------------------------------------------------ similarities
@@ -460,8 +460,8 @@ def load_run(run_dir: str | Path) -> dict:
             raise InputError(f"{analysis_file} is not a kanpose error analysis")
     else:
         settings = metrics.get("settings", {}) if isinstance(metrics, dict) else {}
-        results = metrics.get("results_file") or settings.get("results_file")
-        if not results or not Path(results).is_file() or not settings.get("ann_file"):
+        results = run_results_file(run_dir, metrics)
+        if results is None or not settings.get("ann_file"):
             raise InputError(f"{run_dir} has no analysis.json and no results file to compute it from; "
                              f"run `kanpose eval coco ... --analyze`")
         coco_gt = quiet_coco(settings["ann_file"])
@@ -469,6 +469,59 @@ def load_run(run_dir: str | Path) -> dict:
         ids = evaluated_image_ids(coco_gt, selected, [s.get("path") for s in metrics.get("skipped", [])])
         report, computed = analyze(coco_gt, results, image_ids=ids).report, True
     return {"name": run_dir.name, "dir": run_dir, "metrics": metrics, "analysis": report, "computed": computed}
+
+
+def run_results_file(run_dir: Path, metrics) -> Path | None:
+    """The results file of an evaluated run: ``results.json`` in its folder, else the file its ``metrics.json``
+    names (``results_file``, or ``settings.results_file`` for ``kanpose eval coco --results``); None if neither
+    exists."""
+    if (Path(run_dir) / "results.json").is_file():
+        return Path(run_dir) / "results.json"
+    settings = metrics.get("settings", {}) if isinstance(metrics, dict) else {}
+    named = (metrics.get("results_file") if isinstance(metrics, dict) else None) or settings.get("results_file")
+    return Path(named) if named and Path(named).is_file() else None
+
+
+def paired_bootstrap_runs(run_a: dict, run_b: dict, resamples: int = 200, seed: int = 0) -> dict:
+    """:func:`~kanpose_cli.core.evaluation.coco_metric.paired_bootstrap_ap` of two runs of :func:`load_run`: both
+    results files (``results.json`` in the run folder, else the file ``metrics.json`` names) rescored on the
+    annotation file of run A with its keypoint set's OKS sigmas, over the images both runs evaluated.
+
+    Returns:
+        the paired bootstrap's dict (``delta`` = AP of B − AP of A, its ``ci95`` and ``b_better``).
+
+    Raises:
+        InputError: a run has no results file, the runs were scored on different annotation files or images, or
+            either results file does not fit the annotation file.
+    """
+    def settings(run):
+        return run["metrics"].get("settings", {}) if isinstance(run["metrics"], dict) else {}
+
+    ann_a, ann_b = settings(run_a).get("ann_file"), settings(run_b).get("ann_file")
+    if not ann_a or not Path(ann_a).is_file():
+        raise InputError(f"{run_a['dir']}: the annotation file its metrics.json names is not found ({ann_a}); "
+                         "a paired bootstrap rescores both runs on it")
+    if ann_b and Path(ann_b).resolve() != Path(ann_a).resolve():
+        raise InputError(f"the runs were scored on different annotation files ({ann_a}, {ann_b}): a paired "
+                         "bootstrap needs the same images and labels")
+    coco_gt = quiet_coco(ann_a)
+    kset = keypoint_set_from_coco(coco_gt.dataset, str(ann_a))
+    evs, id_lists = [], []
+    for run in (run_a, run_b):
+        results = run_results_file(run["dir"], run["metrics"])
+        if results is None:
+            raise InputError(f"{run['dir']}: no results file to rescore (results.json, or the --results file its "
+                             "metrics.json names)")
+        s = settings(run)
+        selected = None if s.get("image_ids", "all") == "all" else s["image_ids"]
+        skipped = [k.get("path") for k in run["metrics"].get("skipped", [])]
+        id_lists.append(evaluated_image_ids(coco_gt, selected, skipped))
+        evs.append((results, id_lists[-1]))
+    if id_lists[0] != id_lists[1]:
+        raise InputError(f"the runs evaluated different images ({len(id_lists[0])} and {len(id_lists[1])}): a paired "
+                         "bootstrap needs the same images")
+    ev_a, ev_b = (coco_eval(coco_gt, load_results(r), ids, kset)[0] for r, ids in evs)
+    return paired_bootstrap_ap(ev_a, ev_b, resamples=resamples, seed=seed)
 
 
 def _read_json(path: Path):
