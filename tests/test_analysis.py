@@ -349,3 +349,29 @@ def test_cli_analyze_bad_results(coco_mini, tmp_path):
     r = invoke("eval", "coco", "--data", coco_mini, "--results", bad, "--analyze", "--save-dir", tmp_path)
     errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]  # after the settings header
     assert r.exit_code == 1 and len(errors) == 1 and "keypoints" in errors[0] and "Traceback" not in r.output
+
+
+def test_errors_by_view_counts_the_planted_limb_errors(planted):
+    """benchmarks/errors_by_view.py: the planted inversions (3 pairs = 6 limb keypoints) and limb misses land in the
+    groups of their persons (by nose label and size) and in the per-keypoint table."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("errors_by_view", Path(__file__).parents[1] / "benchmarks"
+                                                  / "errors_by_view.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    coco, _, _, info, an = planted
+    counts = module.errors_by_view(an)
+    groups, per_kp = counts["groups"], counts["per_keypoint"]
+    assert groups["all"]["inversion"] == 6 and groups["all"]["persons"] == len(an.matches)
+    limb_misses = sum(1 for _, k in MISS if k >= 5)
+    assert groups["all"]["miss"] == limb_misses
+    assert groups["face labelled"]["persons"] + groups.get("no nose", {"persons": 0})["persons"] <= len(an.matches)
+    assert sum(groups[s]["persons"] for s in ("small", "medium", "large") if s in groups) == len(an.matches)
+    for aid, pair in INVERSION:
+        nose_labelled = coco.anns[aid]["keypoints"][2] > 0
+        assert groups["face labelled" if nose_labelled else "no nose"]["inversion"] >= 2
+        for k in pair:
+            assert per_kp[COCO17.names[k]]["inversion"] >= 1
+    assert sum(c["inversion"] for c in per_kp.values()) == 6
+    assert sum(c["labelled"] for c in per_kp.values()) == groups["all"]["labelled"]
