@@ -247,11 +247,35 @@ def _kind(net: torch.nn.Module, part: str) -> str:
     return type(mod).__name__
 
 
+def _resized_tensors(net: torch.nn.Module, new: dict, target: dict, loaded: dict) -> dict[str, tuple]:
+    """Checkpoint tensors whose shapes differ from the model's, resized by the module that owns them when it knows
+    how (a ``resize_state`` method, e.g. :meth:`~kanpose_cli.core.models.heads.simcc.SimCCMLPHead.resize_state`
+    for weights trained at another input size): ``{full name: (tensor, reason)}``, only tensors that then fit."""
+    differ = {k for k in new if k in target and k not in loaded}
+    out: dict[str, tuple] = {}
+    if not differ:
+        return out
+    for prefix, module in net.named_modules():
+        if not hasattr(module, "resize_state") or not prefix:
+            continue
+        head = prefix + "."
+        if not any(k.startswith(head) for k in differ):
+            continue
+        sub = {k[len(head):]: v for k, v in new.items() if k.startswith(head)}
+        for name, (tensor, reason) in module.resize_state(sub).items():
+            full = head + name
+            if full in target and tuple(tensor.shape) == tuple(target[full].shape) and full not in loaded:
+                out[full] = (tensor, reason)
+    return out
+
+
 def init_weights(model: PoseModel, weights: str, dataset: int | str = 0) -> InitReport:
     """Initialise the parts of ``model.net`` that a checkpoint has; everything else keeps its initial values.
 
     Each tensor of the (converted) checkpoint is loaded when ``model.net`` has a tensor of that name and shape;
-    otherwise it is skipped with a reason. ViTPose weights into ``kanfpn-s1…s6`` load the ViT blocks and the head,
+    otherwise it is skipped with a reason, unless the module that owns it can resize it (a SimCC head's MLP trained
+    at another input size: its rows say ``resized``, see :meth:`~kanpose_cli.core.models.heads.simcc.SimCCMLPHead.
+    resize_state`). ViTPose weights into ``kanfpn-s1…s6`` load the ViT blocks and the head,
     skip the patch embedding (the stem replaces it), and leave the stem, CBAM and KAGN parts new.
 
     Args:
@@ -298,6 +322,8 @@ def init_weights(model: PoseModel, weights: str, dataset: int | str = 0) -> Init
     fmt = f"kanpose {card.model}" if card is not None else rep.get("format", "?")
     target = model.net.state_dict()
     loaded = {k: v for k, v in new.items() if k in target and tuple(v.shape) == tuple(target[k].shape)}
+    resized = _resized_tensors(model.net, new, target, loaded)
+    loaded.update({k: v for k, (v, _) in resized.items()})
     if not loaded:
         raise WeightsError(f"none of the {len(new)} tensors of {label} fit {model.name} "
                            f"(e.g. {', '.join(list(new)[:3]) or 'none'})")
@@ -316,7 +342,7 @@ def init_weights(model: PoseModel, weights: str, dataset: int | str = 0) -> Init
     allow = tuple(rep.get("allow_missing", ()))
     for k, v in target.items():
         if k in loaded:
-            add(k, "loaded", v.numel())
+            add(k, "loaded", v.numel(), resized[k][1] if k in resized else "")
         else:
             why = "not in the checkpoint" if k not in new else \
                 f"checkpoint shape {tuple(new[k].shape)} differs"

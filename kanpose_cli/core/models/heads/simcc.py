@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 class SimCCMLPHead(nn.Module):
@@ -24,6 +27,7 @@ class SimCCMLPHead(nn.Module):
                  embed_dim: int = 1, hidden: int = 64, mlp: bool = True):
         super().__init__()
         self.num_keypoints, self.embed_dim = num_keypoints, embed_dim
+        self.feature_size, self.num_bins = tuple(feature_size), tuple(num_bins)
         self.proj = nn.Conv2d(in_channels, num_keypoints * embed_dim, 1)
         flat = embed_dim * feature_size[0] * feature_size[1]
 
@@ -39,3 +43,80 @@ class SimCCMLPHead(nn.Module):
         b = x.shape[0]
         feats = self.proj(x).reshape(b, self.num_keypoints, -1)
         return self.mlp_x(feats), self.mlp_y(feats)
+
+    def resize_state(self, state: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, str]]:
+        """Checkpoint tensors of this head trained at another input size, resized to this head's sizes
+        (progressive resizing: e.g. 128×96 weights to start a 256×192 model; as ViT position embeddings are
+        interpolated to a new grid).
+
+        - The first layer of each axis reads the flattened (d, h, w) features of a joint: its weight is
+          interpolated bilinearly over (h, w) to this head's feature grid and scaled by (h_old·w_old)/(h·w), so a
+          feature map that is the upsampled old one gives the same pre-activations.
+        - The layer that writes the bins (the last one, or the only one without the MLP): its weight rows and
+          bias are interpolated linearly along the bins, first and last bin kept (bin i codes the coordinate i/k in
+          both, and the UDP crop maps pixel 0 and W−1 of one input size to those of the other).
+
+        The old feature grid is found from the checkpoint's shapes (the flattened size and the bins' aspect ratio).
+        Tensors whose shapes already fit, or that cannot be resized (another ``embed_dim``, hidden width or
+        aspect ratio), are left out.
+
+        Args:
+            state: checkpoint tensors of this module, names relative to it (``mlp_x.0.weight``, ...).
+
+        Returns:
+            ``{name: (resized tensor, reason)}``, reason like ``"resized: bins 192 -> 384"``.
+        """
+        out: dict[str, tuple[torch.Tensor, str]] = {}
+        own = self.state_dict()
+        h, w = self.feature_size
+        for axis, n_bins in (("mlp_x", self.num_bins[0]), ("mlp_y", self.num_bins[1])):
+            mlp = isinstance(getattr(self, axis), nn.Sequential)
+            first, last = (f"{axis}.0", f"{axis}.2") if mlp else (axis, axis)
+            old_bins = {a: state.get(f"{name}.bias") for a, name in
+                        (("x", "mlp_x.2" if mlp else "mlp_x"), ("y", "mlp_y.2" if mlp else "mlp_y"))}
+            w_in = state.get(f"{first}.weight")
+            if w_in is None or any(b is None for b in old_bins.values()):
+                return {}
+            grid = _old_grid(w_in.shape[1], self.embed_dim, old_bins["y"].shape[0] / old_bins["x"].shape[0])
+            if grid is None:
+                return {}
+            hs, ws = grid
+            new_w = w_in.float()
+            if (hs, ws) != (h, w):
+                new_w = new_w.reshape(-1, self.embed_dim, hs, ws)
+                new_w = F.interpolate(new_w, size=(h, w), mode="bilinear", align_corners=False)
+                new_w = new_w.reshape(new_w.shape[0], -1) * (hs * ws) / (h * w)
+            new_b_in = state.get(f"{first}.bias")
+            if mlp:
+                if new_w.shape != own[f"{first}.weight"].shape:
+                    return {}
+                if (hs, ws) != (h, w):
+                    out[f"{first}.weight"] = (new_w, f"resized: feature grid {hs}×{ws} -> {h}×{w}")
+                    out[f"{first}.bias"] = (new_b_in.float(), f"resized: feature grid {hs}×{ws} -> {h}×{w}")
+                w_last, b_last = state[f"{last}.weight"].float(), state[f"{last}.bias"].float()
+            else:
+                w_last, b_last = new_w, new_b_in.float()
+            old_n = b_last.shape[0]
+            if old_n != n_bins:
+                w_last = F.interpolate(w_last.t()[None], size=n_bins, mode="linear", align_corners=True)[0].t()
+                b_last = F.interpolate(b_last[None, None], size=n_bins, mode="linear", align_corners=True)[0, 0]
+            if w_last.shape != own[f"{last}.weight"].shape:
+                return {}
+            if old_n != n_bins or (not mlp and (hs, ws) != (h, w)):
+                what = [f"bins {old_n} -> {n_bins}"] if old_n != n_bins else []
+                what += [f"feature grid {hs}×{ws} -> {h}×{w}"] if not mlp and (hs, ws) != (h, w) else []
+                out[f"{last}.weight"] = (w_last.contiguous(), "resized: " + ", ".join(what))
+                out[f"{last}.bias"] = (b_last.contiguous(), "resized: " + ", ".join(what))
+        return out
+
+
+def _old_grid(flat: int, embed_dim: int, aspect: float) -> tuple[int, int] | None:
+    """(h, w) with h·w = flat / embed_dim and h / w = aspect (the bins' y/x ratio), or None if none fits."""
+    if flat % embed_dim:
+        return None
+    n = flat // embed_dim
+    ws = max(1, round(math.sqrt(n / aspect)))
+    for cand in (ws, ws - 1, ws + 1):
+        if cand > 0 and n % cand == 0 and abs(n // cand / cand - aspect) < 0.25 * aspect:
+            return n // cand, cand
+    return None
