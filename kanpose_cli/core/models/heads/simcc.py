@@ -66,48 +66,49 @@ class SimCCMLPHead(nn.Module):
         Returns:
             ``{name: (resized tensor, reason)}``, reason like ``"resized: bins 192 -> 384"``.
         """
-        out: dict[str, tuple[torch.Tensor, str]] = {}
         own = self.state_dict()
-        h, w = self.feature_size
+        mlp = isinstance(self.mlp_x, nn.Sequential)
+        layers = {axis: ((f"{axis}.0", f"{axis}.2") if mlp else (axis, axis)) for axis in ("mlp_x", "mlp_y")}
+        needed = [f"{name}.{p}" for pair in layers.values() for name in pair for p in ("weight", "bias")]
+        if any(k not in state for k in needed):
+            return {}
+        grid = _old_grid(state[f"{layers['mlp_x'][0]}.weight"].shape[1], self.embed_dim,
+                         state[f"{layers['mlp_y'][1]}.bias"].shape[0] / state[f"{layers['mlp_x'][1]}.bias"].shape[0])
+        if grid is None:
+            return {}
+        old_grid, new_grid = grid, tuple(self.feature_size)
+        grid_note = f"feature grid {old_grid[0]}×{old_grid[1]} -> {new_grid[0]}×{new_grid[1]}"
+        out: dict[str, tuple[torch.Tensor, str]] = {}
         for axis, n_bins in (("mlp_x", self.num_bins[0]), ("mlp_y", self.num_bins[1])):
-            mlp = isinstance(getattr(self, axis), nn.Sequential)
-            first, last = (f"{axis}.0", f"{axis}.2") if mlp else (axis, axis)
-            old_bins = {a: state.get(f"{name}.bias") for a, name in
-                        (("x", "mlp_x.2" if mlp else "mlp_x"), ("y", "mlp_y.2" if mlp else "mlp_y"))}
-            w_in = state.get(f"{first}.weight")
-            if w_in is None or any(b is None for b in old_bins.values()):
+            first, last = layers[axis]
+            w_first = self._resize_grid(state[f"{first}.weight"].float(), old_grid)
+            if mlp and w_first.shape != own[f"{first}.weight"].shape:
                 return {}
-            grid = _old_grid(w_in.shape[1], self.embed_dim, old_bins["y"].shape[0] / old_bins["x"].shape[0])
-            if grid is None:
-                return {}
-            hs, ws = grid
-            new_w = w_in.float()
-            if (hs, ws) != (h, w):
-                new_w = new_w.reshape(-1, self.embed_dim, hs, ws)
-                new_w = F.interpolate(new_w, size=(h, w), mode="bilinear", align_corners=False)
-                new_w = new_w.reshape(new_w.shape[0], -1) * (hs * ws) / (h * w)
-            new_b_in = state.get(f"{first}.bias")
-            if mlp:
-                if new_w.shape != own[f"{first}.weight"].shape:
-                    return {}
-                if (hs, ws) != (h, w):
-                    out[f"{first}.weight"] = (new_w, f"resized: feature grid {hs}×{ws} -> {h}×{w}")
-                    out[f"{first}.bias"] = (new_b_in.float(), f"resized: feature grid {hs}×{ws} -> {h}×{w}")
-                w_last, b_last = state[f"{last}.weight"].float(), state[f"{last}.bias"].float()
-            else:
-                w_last, b_last = new_w, new_b_in.float()
+            if mlp and old_grid != new_grid:
+                out[f"{first}.weight"] = (w_first, f"resized: {grid_note}")
+            w_last = w_first if not mlp else state[f"{last}.weight"].float()
+            b_last = state[f"{last}.bias"].float()
             old_n = b_last.shape[0]
-            if old_n != n_bins:
+            if old_n != n_bins:  # rows = bins: linear along them, first and last kept
                 w_last = F.interpolate(w_last.t()[None], size=n_bins, mode="linear", align_corners=True)[0].t()
                 b_last = F.interpolate(b_last[None, None], size=n_bins, mode="linear", align_corners=True)[0, 0]
             if w_last.shape != own[f"{last}.weight"].shape:
                 return {}
-            if old_n != n_bins or (not mlp and (hs, ws) != (h, w)):
-                what = [f"bins {old_n} -> {n_bins}"] if old_n != n_bins else []
-                what += [f"feature grid {hs}×{ws} -> {h}×{w}"] if not mlp and (hs, ws) != (h, w) else []
+            what = ([f"bins {old_n} -> {n_bins}"] if old_n != n_bins else []) + \
+                ([grid_note] if not mlp and old_grid != new_grid else [])
+            if what:
                 out[f"{last}.weight"] = (w_last.contiguous(), "resized: " + ", ".join(what))
                 out[f"{last}.bias"] = (b_last.contiguous(), "resized: " + ", ".join(what))
         return out
+
+    def _resize_grid(self, weight: torch.Tensor, old_grid: tuple[int, int]) -> torch.Tensor:
+        """(out, d·h_old·w_old) → (out, d·h·w): bilinear over the grid, scaled by (h_old·w_old)/(h·w)."""
+        h, w = self.feature_size
+        if tuple(old_grid) == (h, w):
+            return weight
+        grid = weight.reshape(-1, self.embed_dim, *old_grid)
+        grid = F.interpolate(grid, size=(h, w), mode="bilinear", align_corners=False)
+        return grid.reshape(grid.shape[0], -1) * (old_grid[0] * old_grid[1]) / (h * w)
 
 
 def _old_grid(flat: int, embed_dim: int, aspect: float) -> tuple[int, int] | None:
