@@ -84,14 +84,15 @@ def main() -> None:
 
     from kanpose_cli.core.data.coco import quiet_coco
     from kanpose_cli.core.errors import KanposeError
-    from kanpose_cli.core.evaluation.analysis import analyze, evaluated_image_ids, load_run, run_results_file
+    from kanpose_cli.core.evaluation.analysis import (analyze, evaluated_image_ids, load_run, run_results_file,
+                                                      run_settings)
 
     console = Console()
     out = {}
     try:
         for run_dir in args.runs:
             run = load_run(run_dir)
-            settings = run["metrics"].get("settings", {})
+            settings = run_settings(run["metrics"])
             results = run_results_file(run["dir"], run["metrics"])
             if results is None or not settings.get("ann_file") or not Path(settings["ann_file"]).is_file():
                 raise KanposeError(f"{run_dir}: needs its results file and the annotation file its metrics.json names")

@@ -459,7 +459,7 @@ def load_run(run_dir: str | Path) -> dict:
         if not isinstance(report, dict) or "ap_steps" not in report:
             raise InputError(f"{analysis_file} is not a kanpose error analysis")
     else:
-        settings = metrics.get("settings", {}) if isinstance(metrics, dict) else {}
+        settings = run_settings(metrics)
         results = run_results_file(run_dir, metrics)
         if results is None or not settings.get("ann_file"):
             raise InputError(f"{run_dir} has no analysis.json and no results file to compute it from; "
@@ -471,14 +471,19 @@ def load_run(run_dir: str | Path) -> dict:
     return {"name": run_dir.name, "dir": run_dir, "metrics": metrics, "analysis": report, "computed": computed}
 
 
+def run_settings(metrics) -> dict:
+    """The ``settings`` of a run's ``metrics.json`` (empty when missing or not a mapping)."""
+    return (metrics.get("settings") or {}) if isinstance(metrics, dict) else {}
+
+
 def run_results_file(run_dir: Path, metrics) -> Path | None:
     """The results file of an evaluated run: ``results.json`` in its folder, else the file its ``metrics.json``
     names (``results_file``, or ``settings.results_file`` for ``kanpose eval coco --results``); None if neither
     exists."""
     if (Path(run_dir) / "results.json").is_file():
         return Path(run_dir) / "results.json"
-    settings = metrics.get("settings", {}) if isinstance(metrics, dict) else {}
-    named = (metrics.get("results_file") if isinstance(metrics, dict) else None) or settings.get("results_file")
+    named = (metrics.get("results_file") if isinstance(metrics, dict) else None) or run_settings(metrics).get(
+        "results_file")
     return Path(named) if named and Path(named).is_file() else None
 
 
@@ -494,10 +499,7 @@ def paired_bootstrap_runs(run_a: dict, run_b: dict, resamples: int = 200, seed: 
         InputError: a run has no results file, the runs were scored on different annotation files or images, or
             either results file does not fit the annotation file.
     """
-    def settings(run):
-        return run["metrics"].get("settings", {}) if isinstance(run["metrics"], dict) else {}
-
-    ann_a, ann_b = settings(run_a).get("ann_file"), settings(run_b).get("ann_file")
+    ann_a, ann_b = run_settings(run_a["metrics"]).get("ann_file"), run_settings(run_b["metrics"]).get("ann_file")
     if not ann_a or not Path(ann_a).is_file():
         raise InputError(f"{run_a['dir']}: the annotation file its metrics.json names is not found ({ann_a}); "
                          "a paired bootstrap rescores both runs on it")
@@ -512,7 +514,7 @@ def paired_bootstrap_runs(run_a: dict, run_b: dict, resamples: int = 200, seed: 
         if results is None:
             raise InputError(f"{run['dir']}: no results file to rescore (results.json, or the --results file its "
                              "metrics.json names)")
-        s = settings(run)
+        s = run_settings(run["metrics"])
         selected = None if s.get("image_ids", "all") == "all" else s["image_ids"]
         skipped = [k.get("path") for k in run["metrics"].get("skipped", [])]
         id_lists.append(evaluated_image_ids(coco_gt, selected, skipped))
@@ -549,7 +551,7 @@ COMPARED_SETTINGS = (("boxes", "box sources"), ("flip", "flip-test settings"), (
 def setting_differences(run_a: dict, run_b: dict) -> list[dict]:
     """The :data:`COMPARED_SETTINGS` that both runs record and that differ: ``[{"key", "what", "a", "b"}]``
     (``what``: ``box sources``, ``flip-test settings``, ...), in that order."""
-    sa, sb = ((r["metrics"].get("settings") or {}) if isinstance(r["metrics"], dict) else {} for r in (run_a, run_b))
+    sa, sb = (run_settings(r["metrics"]) for r in (run_a, run_b))
     return [{"key": k, "what": what, "a": sa[k], "b": sb[k]} for k, what in COMPARED_SETTINGS
             if k in sa and k in sb and sa[k] != sb[k]]
 
