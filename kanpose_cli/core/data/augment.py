@@ -63,7 +63,7 @@ class AugmentConfig:
     def __post_init__(self):
         lo, hi = (float(v) for v in self.occlusion_size)
         if not 0 < lo <= hi <= 1:
-            raise UsageError("aug.occlusion_size must be [lo, hi] with 0 < lo <= hi <= 1, got "
+            raise UsageError("aug.occlusion_size must be two fractions lo <= hi in (0, 1], got "
                              f"{list(self.occlusion_size)}")
         if not 0 <= self.occlusion_prob <= 1 or self.occlusion_holes < 0:
             raise UsageError("aug.occlusion_prob must be in [0, 1] and aug.occlusion_holes >= 0, got "
